@@ -1,0 +1,354 @@
+//! The cold-chain logger as a sans-IO state machine: sample on a period, sign, keep in the
+//! outbox, hand out uplink messages, free what the backend acknowledges.
+//!
+//! The logger does no I/O and reads no clock. The caller passes in the time (`now_ms`, the
+//! device's monotonic milliseconds since boot, and `unix_time_ms`, its wall clock), the
+//! sensor [`Sample`], the [`SequenceStore`], the bytes of an ack, and gets back decisions and
+//! bytes to publish. [`crate::step`] wires it to an [`crate::Uplink`] for simple hosts.
+//!
+//! Invariants:
+//! - A sequence number is used at most once, also across reboots (see [`crate::sequence`]).
+//! - A reading leaves the outbox only when an ack from the backend names its sequence number,
+//!   or when it is evicted to make room; every eviction is counted in the
+//!   `dropped_samples` field of the reading that caused it, so the gap it leaves is signed.
+
+use core::fmt;
+
+use hardware::Sample;
+use protocol::limits::{BACKLOG_READINGS_MAX, SIGNED_READING_BYTES_MAX};
+use protocol::topic::{self, Topic};
+use protocol::{
+    Ack, AckError, DeviceId, DoorState, EncodeError, GeoPosition, Reading, SequenceNumber,
+    SigningKey, UplinkWriter, VerifyingKey, encode_signed_reading,
+};
+
+use crate::config::{ConfigError, DeviceConfig};
+use crate::outbox::{DeliveryState, Outbox};
+use crate::sequence::{ReserveError, SequenceAllocator, SequenceStore};
+
+/// The smallest uplink buffer that can hold a message with one reading. A buffer of
+/// [`protocol::limits::UPLINK_BYTES_MAX`] bytes holds a full backlog.
+pub const UPLINK_BUFFER_BYTES_MIN: usize = 1 + SIGNED_READING_BYTES_MAX;
+
+/// Why [`Logger::boot`] failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BootError<E> {
+    /// The configuration is not usable.
+    #[error("invalid configuration: {0}")]
+    Config(#[from] ConfigError),
+    /// The sequence store could not be read or the first block not reserved.
+    #[error("the sequence store failed")]
+    Store(E),
+    /// Every sequence number has been used.
+    #[error("the sequence numbers are exhausted")]
+    SequenceExhausted,
+}
+
+/// Why [`Logger::record`] did not record a reading. Nothing changed: no sequence number was
+/// used and nothing was evicted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError<E> {
+    /// A new block of sequence numbers could not be reserved.
+    #[error("the sequence store failed")]
+    Store(E),
+    /// Every sequence number has been used.
+    #[error("the sequence numbers are exhausted")]
+    SequenceExhausted,
+    /// The sample could not be encoded (a value outside its physical range).
+    #[error("the sample could not be encoded: {0}")]
+    Encode(#[from] EncodeError),
+}
+
+impl<E> From<ReserveError<E>> for RecordError<E> {
+    fn from(error: ReserveError<E>) -> Self {
+        match error {
+            ReserveError::Store(e) => Self::Store(e),
+            ReserveError::Exhausted => Self::SequenceExhausted,
+        }
+    }
+}
+
+/// Why an ack was refused. A refused ack changes nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AckRefused {
+    /// The bytes are not a well-formed ack.
+    #[error("malformed ack: {0}")]
+    Malformed(#[from] AckError),
+    /// The ack names another device (a misrouted or forged message).
+    #[error("the ack is for device {got}, this is device {expected}")]
+    OtherDevice {
+        /// This device.
+        expected: DeviceId,
+        /// The device the ack names.
+        got: DeviceId,
+    },
+}
+
+/// What an accepted ack did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct AckOutcome {
+    /// Readings freed from the outbox.
+    pub freed: usize,
+    /// Sequence numbers the ack names that were not in the outbox: acknowledged before,
+    /// evicted, or skipped after a reboot. Harmless; counted for diagnostics.
+    pub not_in_outbox: u64,
+}
+
+/// A reading in the outbox, as [`Logger::outbox`] shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutboxEntry<'a> {
+    /// Its sequence number.
+    pub sequence: SequenceNumber,
+    /// The signed reading, exactly as it is published.
+    pub signed_reading: &'a [u8],
+    /// Whether it waits to be published or for its ack.
+    pub state: DeliveryState,
+}
+
+/// The logger state machine with an outbox of `OUTBOX` readings (each slot holds
+/// [`SIGNED_READING_BYTES_MAX`] bytes, so the outbox takes about `OUTBOX * 150` bytes of RAM).
+///
+/// The outbox lives in RAM: readings not yet acknowledged are lost on a reboot (their
+/// sequence numbers are never reused, so the backend sees the gap).
+pub struct Logger<const OUTBOX: usize> {
+    config: DeviceConfig,
+    key: SigningKey,
+    sequence: SequenceAllocator,
+    outbox: Outbox<OUTBOX>,
+    next_sample_at_ms: u64,
+    dropped_total: u64,
+}
+
+impl<const OUTBOX: usize> fmt::Debug for Logger<OUTBOX> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print the signing key.
+        f.debug_struct("Logger")
+            .field("config", &self.config)
+            .field("next_sequence", &self.sequence.next().0)
+            .field("outbox_len", &self.outbox.len())
+            .field("in_flight", &self.in_flight())
+            .field("next_sample_at_ms", &self.next_sample_at_ms)
+            .field("dropped_total", &self.dropped_total)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<const OUTBOX: usize> Logger<OUTBOX> {
+    /// Starts the logger after a (re)boot: continues the sequence at the mark in `store` and
+    /// durably reserves a block of numbers before using any (reserve-ahead). The first sample
+    /// is due at once; the outbox starts empty.
+    pub fn boot<S: SequenceStore>(
+        config: DeviceConfig,
+        key: SigningKey,
+        store: &mut S,
+    ) -> Result<Self, BootError<S::Error>> {
+        config.validate()?;
+        let sequence = SequenceAllocator::boot(store).map_err(|e| match e {
+            ReserveError::Store(e) => BootError::Store(e),
+            ReserveError::Exhausted => BootError::SequenceExhausted,
+        })?;
+        Ok(Self {
+            config,
+            key,
+            sequence,
+            outbox: Outbox::new(),
+            next_sample_at_ms: 0,
+            dropped_total: 0,
+        })
+    }
+
+    /// The configuration the logger was booted with.
+    pub fn config(&self) -> &DeviceConfig {
+        &self.config
+    }
+
+    /// The public half of the device key, as registered with the backend.
+    pub fn verifying_key(&self) -> VerifyingKey {
+        self.key.verifying_key()
+    }
+
+    /// Whether a sample is due at `now_ms` (monotonic milliseconds since boot).
+    pub fn sample_due(&self, now_ms: u64) -> bool {
+        now_ms >= self.next_sample_at_ms
+    }
+
+    /// When the next sample is due.
+    pub fn next_sample_at_ms(&self) -> u64 {
+        self.next_sample_at_ms
+    }
+
+    /// Signs `sample` as the next reading and appends it to the outbox, evicting the oldest
+    /// reading if the outbox is full (the new reading then says `dropped_samples: 1`). May
+    /// write `store` to reserve the next block of sequence numbers. Schedules the next sample
+    /// one period after the one that was due (or after `now_ms` if the logger fell behind).
+    ///
+    /// On error nothing changed: no number was used, nothing evicted, the schedule kept.
+    pub fn record<S: SequenceStore>(
+        &mut self,
+        now_ms: u64,
+        unix_time_ms: u64,
+        sample: &Sample,
+        store: &mut S,
+    ) -> Result<SequenceNumber, RecordError<S::Error>> {
+        let sequence = self.sequence.reserve(store)?;
+        let evicts = self.outbox.is_full();
+        let reading = Reading {
+            device: self.config.device,
+            key_epoch: self.config.key_epoch,
+            sequence,
+            device_time_ms: unix_time_ms,
+            temperature_centi_c: sample.temperature_centi_c,
+            humidity_centi_pct: sample.humidity_centi_pct,
+            position: sample.position.map(|p| GeoPosition {
+                lat_e7: p.lat_e7,
+                lon_e7: p.lon_e7,
+            }),
+            door: if sample.door_open {
+                DoorState::Open
+            } else {
+                DoorState::Closed
+            },
+            shock_events: sample.shock_events,
+            battery_mv: sample.battery_mv,
+            dropped_samples: u32::from(evicts),
+        };
+        let mut signed = [0u8; SIGNED_READING_BYTES_MAX];
+        let len = encode_signed_reading(&reading, &self.key, &mut signed)?;
+        // Nothing has changed so far; from here on nothing can fail.
+        let evicted = self.outbox.push(sequence, &signed[..len]);
+        debug_assert_eq!(evicted.is_some(), evicts);
+        if evicted.is_some() {
+            self.dropped_total = self.dropped_total.saturating_add(1);
+        }
+        self.sequence.commit();
+        self.advance_schedule(now_ms);
+        Ok(sequence)
+    }
+
+    /// Skips the sample due at `now_ms` (the sensors could not be read): the next one is due
+    /// one period later. No sequence number is used.
+    pub fn skip_sample(&mut self, now_ms: u64) {
+        self.advance_schedule(now_ms);
+    }
+
+    fn advance_schedule(&mut self, now_ms: u64) {
+        let period = u64::from(self.config.sample_period_ms);
+        let next = self.next_sample_at_ms.saturating_add(period);
+        // Behind schedule (a long sensor read, a suspended host): do not catch up in a burst.
+        self.next_sample_at_ms = if next <= now_ms {
+            now_ms.saturating_add(period)
+        } else {
+            next
+        };
+    }
+
+    /// The next uplink message: the oldest readings that are pending, or in flight for at
+    /// least `resend_after_ms`, in sequence order, as many as fit `buf` (at most
+    /// [`BACKLOG_READINGS_MAX`]). One reading goes out as a single-reading message, more as a
+    /// backlog. They are marked in flight since `now_ms`. `None` when nothing is due or `buf`
+    /// is shorter than [`UPLINK_BUFFER_BYTES_MIN`].
+    ///
+    /// The caller publishes the message; if that fails it calls
+    /// [`Logger::on_connection_lost`] so the readings go out again.
+    pub fn next_uplink<'b>(&mut self, now_ms: u64, buf: &'b mut [u8]) -> Option<&'b [u8]> {
+        let resend_after_ms = self.config.resend_after_ms;
+        let mut chosen = heapless::Vec::<usize, BACKLOG_READINGS_MAX>::new();
+        for (index, slot) in self.outbox.iter().enumerate() {
+            if slot.sendable(now_ms, resend_after_ms) && chosen.push(index).is_err() {
+                break;
+            }
+        }
+        let (message, sent) = match chosen.as_slice() {
+            [] => return None,
+            [only] => {
+                let slot = self.outbox.get(*only)?;
+                (UplinkWriter::single(buf, slot.bytes()).ok()?, 1)
+            }
+            several => {
+                let mut writer = UplinkWriter::backlog(buf).ok()?;
+                for &index in several {
+                    let slot = self.outbox.get(index)?;
+                    if writer.push(slot.bytes()).is_err() {
+                        break;
+                    }
+                }
+                let sent = writer.count();
+                (writer.finish()?, sent)
+            }
+        };
+        for &index in &chosen[..sent] {
+            if let Some(slot) = self.outbox.get_mut(index) {
+                slot.state = DeliveryState::InFlight { since_ms: now_ms };
+            }
+        }
+        Some(message)
+    }
+
+    /// Applies an ack received on the device's acks topic: frees exactly the readings whose
+    /// sequence numbers it names (committed or rejected for good by the backend), whether
+    /// pending or in flight. An ack for another device, or bytes that are not an ack, change
+    /// nothing.
+    pub fn on_ack(&mut self, payload: &[u8]) -> Result<AckOutcome, AckRefused> {
+        let ack = Ack::decode(payload)?;
+        if ack.device != self.config.device {
+            return Err(AckRefused::OtherDevice {
+                expected: self.config.device,
+                got: ack.device,
+            });
+        }
+        let freed = self.outbox.free_where(|sequence| ack.contains(sequence));
+        let freed_u64 = u64::try_from(freed).unwrap_or(u64::MAX);
+        Ok(AckOutcome {
+            freed,
+            not_in_outbox: ack.covered().saturating_sub(freed_u64),
+        })
+    }
+
+    /// The uplink connection dropped: messages in flight may never have arrived, so every
+    /// reading in flight becomes pending and goes out with the next uplink message.
+    pub fn on_connection_lost(&mut self) {
+        self.outbox.all_pending();
+    }
+
+    /// Readings in the outbox (pending or in flight).
+    pub fn outbox_len(&self) -> usize {
+        self.outbox.len()
+    }
+
+    /// Readings published and waiting for their acknowledgement.
+    pub fn in_flight(&self) -> usize {
+        self.outbox
+            .iter()
+            .filter(|slot| matches!(slot.state, DeliveryState::InFlight { .. }))
+            .count()
+    }
+
+    /// Readings evicted unacknowledged since boot.
+    pub fn dropped_total(&self) -> u64 {
+        self.dropped_total
+    }
+
+    /// The sequence number the next reading gets.
+    pub fn next_sequence(&self) -> SequenceNumber {
+        self.sequence.next()
+    }
+
+    /// The readings in the outbox, oldest first.
+    pub fn outbox(&self) -> impl Iterator<Item = OutboxEntry<'_>> + '_ {
+        self.outbox.iter().map(|slot| OutboxEntry {
+            sequence: slot.sequence,
+            signed_reading: slot.bytes(),
+            state: slot.state,
+        })
+    }
+
+    /// `agritrace/v1/devices/{id}/readings`, where uplink messages are published.
+    pub fn readings_topic(&self) -> Topic {
+        topic::readings_topic(self.config.device)
+    }
+
+    /// `agritrace/v1/devices/{id}/acks`, where the backend publishes acks for this device.
+    pub fn acks_topic(&self) -> Topic {
+        topic::acks_topic(self.config.device)
+    }
+}
