@@ -1,0 +1,363 @@
+//! One simulated device: a [`firmware::Logger`] on a simulated board, wired to its MQTT link.
+//!
+//! The logger is the engine (sample, sign, outbox, what to publish, what an ack frees); this
+//! task only moves time, feeds it samples, publishes what it hands out and passes acks and
+//! connection changes back in. Simulated time is `elapsed real time x time scale` since the
+//! start of the run, used for the logger's clock, the board's physics and the readings'
+//! timestamps alike, so the logger's resend timeout is configured in simulated milliseconds.
+//!
+//! Samples are taken exactly at the logger's schedule (the board is advanced to the due
+//! instant, not to "now"), so a run with `--seed` signs the same readings every time it takes
+//! them at the same simulated instants; if the host falls behind, the missed samples are taken
+//! in a bounded burst, at their own instants.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use firmware::{DeviceConfig, FileSequenceStore, Logger};
+use hardware::sim::{SimulatedLogger, VoyageProfile};
+use protocol::limits::UPLINK_BYTES_MAX;
+use rumqttc::QoS;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use crate::backoff::Backoff;
+use crate::keys::DeviceKey;
+use crate::mqtt::{Link, LinkConfig, LinkEvent, PUBLISH_WINDOW};
+
+/// Readings the outbox of one simulated device holds before it evicts the oldest: about 17
+/// hours of broker outage at one reading a minute, about 140 KiB of memory per device.
+pub const OUTBOX_READINGS: usize = 1024;
+
+/// Most samples taken in one turn of the loop when the host fell behind schedule, so that
+/// acks and connection events are still handled in between.
+const SAMPLES_PER_TURN_MAX: u32 = 64;
+
+/// Longest real time the loop sleeps, so that resend timeouts are noticed.
+const IDLE_WAKE: Duration = Duration::from_millis(200);
+
+/// Counters of one device, readable while it runs (for the summary and on Ctrl-C).
+#[derive(Debug, Default)]
+pub struct DeviceStats {
+    /// Readings signed and put in the outbox in this run.
+    pub recorded: AtomicU64,
+    /// Sequence number of the first reading of this run (valid when `recorded > 0`).
+    pub first_sequence: AtomicU64,
+    /// Sequence number of the last reading of this run.
+    pub last_sequence: AtomicU64,
+    /// Readings handed to MQTT, resends included.
+    pub sent: AtomicU64,
+    /// Uplink messages handed to MQTT.
+    pub messages: AtomicU64,
+    /// Readings freed by end-to-end acks.
+    pub acked: AtomicU64,
+    /// Readings evicted from the full outbox before they were acknowledged.
+    pub dropped: AtomicU64,
+    /// Readings still in the outbox.
+    pub pending: AtomicU64,
+    /// Samples the board failed to take.
+    pub sample_failures: AtomicU64,
+    /// Times the link came up.
+    pub connections: AtomicU64,
+    /// Acks refused (malformed, or for another device).
+    pub acks_refused: AtomicU64,
+    /// Whether the device stopped with an empty outbox.
+    pub drained: AtomicBool,
+}
+
+/// Everything one device needs to run.
+#[derive(Debug)]
+pub struct DeviceSetup {
+    pub key: DeviceKey,
+    pub sample_period_ms: u32,
+    /// Resend timeout in simulated milliseconds.
+    pub resend_after_ms: u32,
+    pub time_scale: f64,
+    /// Readings to take before stopping; `None` runs until told to stop.
+    pub readings: Option<u64>,
+    pub exit_timeout: Duration,
+    /// Seed of this device's simulated voyage.
+    pub sim_seed: u64,
+    /// Unix time of simulated time zero, ms.
+    pub start_unix_ms: u64,
+    /// Real instant of simulated time zero (shared by the fleet).
+    pub start: Instant,
+    pub link: LinkConfig,
+    pub backoff: Backoff,
+}
+
+/// Runs one device until it has taken its readings (or `stop` turns true) and its outbox is
+/// empty, or until the exit timeout passes after sampling stopped. Returns whether the outbox
+/// drained; failures to start (key, sequence file, simulation) are errors.
+pub async fn run(
+    setup: DeviceSetup,
+    keys_dir: &Path,
+    stats: Arc<DeviceStats>,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<bool> {
+    let device = setup.key.device;
+    let device_id = device.to_string();
+    let config = DeviceConfig {
+        device,
+        key_epoch: setup.key.key_epoch,
+        sample_period_ms: setup.sample_period_ms,
+        resend_after_ms: setup.resend_after_ms,
+    };
+    let mut store = FileSequenceStore::new(keys_dir.join(format!("{device_id}.seq")));
+    // Boxed: the outbox is ~140 KiB and the future holding it moves onto the heap anyway.
+    let mut logger: Box<Logger<OUTBOX_READINGS>> = Box::new(
+        Logger::boot(config, setup.key.signing_key.clone(), &mut store)
+            .map_err(boot_error)
+            .with_context(|| {
+                format!(
+                    "while starting device {device_id} (sequence file {})",
+                    store.path().display()
+                )
+            })?,
+    );
+    let profile = VoyageProfile {
+        start_unix_s: setup.start_unix_ms / 1000,
+        ..VoyageProfile::mangoes_yunnan_to_rotterdam()
+    };
+    let (mut board, clock) = SimulatedLogger::new(setup.sim_seed, profile)
+        .with_context(|| format!("while building the simulated board of device {device_id}"))?;
+    let readings_topic = logger.readings_topic().to_string();
+    let mut link = Link::spawn(
+        device_id.clone(),
+        logger.acks_topic().to_string(),
+        &setup.link,
+        setup.backoff.clone(),
+    );
+    info!(device_id = %device_id, next_sequence = logger.next_sequence().0, "device started");
+
+    let sim_now = |at: Instant| -> u64 {
+        let elapsed = at.saturating_duration_since(setup.start).as_secs_f64();
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "non-negative and far below 2^64 ms for any run length; float to int saturates"
+        )]
+        let ms = (elapsed * setup.time_scale * 1000.0) as u64;
+        ms
+    };
+    let real_at = |sim_ms: u64| -> Instant {
+        #[allow(clippy::cast_precision_loss, reason = "ms counts far below 2^52")]
+        let seconds = sim_ms as f64 / 1000.0 / setup.time_scale;
+        setup.start + Duration::try_from_secs_f64(seconds).unwrap_or(Duration::MAX / 4)
+    };
+
+    let mut buf = vec![0u8; UPLINK_BYTES_MAX];
+    let mut up = false;
+    // Uplink messages handed to MQTT whose PUBACK has not come back yet.
+    let mut unconfirmed = 0usize;
+    let mut sampling = setup.readings != Some(0) && !*stop.borrow();
+    let mut sampling_stopped_at = (!sampling).then(Instant::now);
+    let mut recorded = 0u64;
+
+    let drained = loop {
+        let now_real = Instant::now();
+        let now = sim_now(now_real);
+
+        // 1. Samples due by now, each at its own instant.
+        let mut taken = 0;
+        while sampling && taken < SAMPLES_PER_TURN_MAX && logger.sample_due(now) {
+            taken += 1;
+            let due = logger.next_sample_at_ms();
+            let sample = clock
+                .advance_to(due)
+                .map_err(|error| anyhow::anyhow!("simulation: {error}"))
+                .and_then(|()| {
+                    board
+                        .sample()
+                        .map_err(|error| anyhow::anyhow!("board: {error}"))
+                });
+            match sample {
+                Ok(sample) => match logger.record(
+                    due,
+                    setup.start_unix_ms.saturating_add(due),
+                    &sample,
+                    &mut store,
+                ) {
+                    Ok(sequence) => {
+                        if recorded == 0 {
+                            stats.first_sequence.store(sequence.0, Ordering::Relaxed);
+                        }
+                        recorded += 1;
+                        stats.recorded.store(recorded, Ordering::Relaxed);
+                        stats.last_sequence.store(sequence.0, Ordering::Relaxed);
+                        debug!(
+                            device_id = %device_id,
+                            sequence = sequence.0,
+                            sim_ms = due,
+                            "reading recorded"
+                        );
+                        if setup.readings == Some(recorded) {
+                            sampling = false;
+                            sampling_stopped_at = Some(Instant::now());
+                            info!(
+                                device_id = %device_id,
+                                readings = recorded,
+                                "all readings taken; waiting for acks"
+                            );
+                        }
+                    }
+                    Err(error) => {
+                        stats.sample_failures.fetch_add(1, Ordering::Relaxed);
+                        warn!(device_id = %device_id, sim_ms = due, %error, "reading not recorded");
+                        logger.skip_sample(due);
+                    }
+                },
+                Err(error) => {
+                    stats.sample_failures.fetch_add(1, Ordering::Relaxed);
+                    warn!(device_id = %device_id, sim_ms = due, %error, "sample failed");
+                    logger.skip_sample(due);
+                }
+            }
+        }
+        stats
+            .dropped
+            .store(logger.dropped_total(), Ordering::Relaxed);
+
+        // 2. Publish what the logger hands out, within the window of unconfirmed messages.
+        while up && unconfirmed < PUBLISH_WINDOW {
+            let Some(message) = logger.next_uplink(now, &mut buf) else {
+                break;
+            };
+            let readings = protocol::Uplink::decode(message).map_or(0, |uplink| uplink.len());
+            match link.client.try_publish(
+                readings_topic.as_str(),
+                QoS::AtLeastOnce,
+                false,
+                message.to_vec(),
+            ) {
+                Ok(()) => {
+                    unconfirmed += 1;
+                    stats.messages.fetch_add(1, Ordering::Relaxed);
+                    stats.sent.fetch_add(
+                        u64::try_from(readings).unwrap_or(u64::MAX),
+                        Ordering::Relaxed,
+                    );
+                    debug!(
+                        device_id = %device_id,
+                        readings,
+                        in_flight = logger.in_flight(),
+                        "uplink published"
+                    );
+                }
+                Err(error) => {
+                    // The request channel is full (requests queued across a reconnect): put
+                    // everything in flight back to pending and wait for the next PUBACK.
+                    warn!(device_id = %device_id, %error, "publish queue full; retrying later");
+                    logger.on_connection_lost();
+                    unconfirmed = PUBLISH_WINDOW;
+                    break;
+                }
+            }
+        }
+        stats.pending.store(
+            u64::try_from(logger.outbox_len()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+
+        // 3. Done?
+        if let Some(stopped_at) = sampling_stopped_at {
+            if logger.outbox_len() == 0 {
+                break true;
+            }
+            if stopped_at.elapsed() >= setup.exit_timeout {
+                warn!(
+                    device_id = %device_id,
+                    pending = logger.outbox_len(),
+                    "exit timeout passed with readings still unacknowledged"
+                );
+                break false;
+            }
+        }
+
+        // 4. Wait for the next sample, an event, or the idle tick.
+        let mut wake = now_real + IDLE_WAKE;
+        if sampling {
+            wake = wake.min(real_at(logger.next_sample_at_ms()));
+        }
+        if let Some(stopped_at) = sampling_stopped_at {
+            wake = wake.min(stopped_at + setup.exit_timeout);
+        }
+        tokio::select! {
+            event = link.events.recv() => match event {
+                Some(LinkEvent::Up) => {
+                    up = true;
+                    unconfirmed = 0;
+                    stats.connections.fetch_add(1, Ordering::Relaxed);
+                }
+                Some(LinkEvent::Down { reason }) => {
+                    up = false;
+                    unconfirmed = 0;
+                    // Whatever was in flight may not have arrived: the logger sends it again.
+                    logger.on_connection_lost();
+                    debug!(
+                        device_id = %device_id,
+                        %reason,
+                        outbox = logger.outbox_len(),
+                        "link down; readings kept"
+                    );
+                }
+                Some(LinkEvent::PublishAcked) => unconfirmed = unconfirmed.saturating_sub(1),
+                Some(LinkEvent::Ack(payload)) => match logger.on_ack(&payload) {
+                    Ok(outcome) => {
+                        let freed = u64::try_from(outcome.freed).unwrap_or(u64::MAX);
+                        stats.acked.fetch_add(freed, Ordering::Relaxed);
+                        debug!(
+                            device_id = %device_id,
+                            freed = outcome.freed,
+                            not_in_outbox = outcome.not_in_outbox,
+                            outbox = logger.outbox_len(),
+                            "ack applied"
+                        );
+                    }
+                    Err(error) => {
+                        stats.acks_refused.fetch_add(1, Ordering::Relaxed);
+                        warn!(device_id = %device_id, %error, "ack refused");
+                    }
+                },
+                None => anyhow::bail!("the MQTT connection task of device {device_id} stopped"),
+            },
+            changed = stop.changed(), if sampling => {
+                if changed.is_err() || *stop.borrow() {
+                    sampling = false;
+                    sampling_stopped_at = Some(Instant::now());
+                    info!(
+                        device_id = %device_id,
+                        readings = recorded,
+                        outbox = logger.outbox_len(),
+                        "stopping; waiting for acks"
+                    );
+                }
+            }
+            () = tokio::time::sleep_until(wake) => {}
+        }
+    };
+    stats.pending.store(
+        u64::try_from(logger.outbox_len()).unwrap_or(u64::MAX),
+        Ordering::Relaxed,
+    );
+    stats
+        .dropped
+        .store(logger.dropped_total(), Ordering::Relaxed);
+    stats.drained.store(drained, Ordering::Relaxed);
+    link.close(Duration::from_secs(1)).await;
+    Ok(drained)
+}
+
+/// A boot error with the sequence file's I/O error in its cause chain.
+fn boot_error(error: firmware::BootError<std::io::Error>) -> anyhow::Error {
+    match error {
+        firmware::BootError::Store(io) => {
+            anyhow::Error::new(io).context("the sequence reservation file cannot be used")
+        }
+        other => anyhow::anyhow!("{other}"),
+    }
+}

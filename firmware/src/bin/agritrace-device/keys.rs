@@ -1,0 +1,289 @@
+//! Device identities, signing keys and the manifest the backend imports.
+//!
+//! Layout of the keys directory:
+//!
+//! ```text
+//! <keys-dir>/<device-id>.key   Ed25519 secret seed: 64 hex digits and a newline, mode 0600
+//! <keys-dir>/<device-id>.seq   sequence reservation mark (`firmware::FileSequenceStore`)
+//! <keys-dir>/manifest.json     device ids, key epochs, public keys: for the backend to import
+//! ```
+//!
+//! The manifest lists the devices of the latest run (`--devices`); key files of other devices
+//! stay in the directory untouched.
+//!
+//! Device ids are the 4-byte fleet prefix followed by the device index as a big-endian u32,
+//! so that a rerun with the same prefix and count finds the same key files again. A key file
+//! that exists is always used as it is; a missing one is created from the operating system's
+//! random number generator, or, with `--seed`, derived from the seed for reproducible tests
+//! and demonstrations (such keys are not secret: anyone who knows the seed has them).
+
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use protocol::{DeviceId, KeyEpoch, SigningKey, topic};
+use sha2::{Digest, Sha512};
+
+/// The key epoch of every key this binary creates: the first generation of a device's key.
+pub const FIRST_KEY_EPOCH: KeyEpoch = KeyEpoch(1);
+
+/// Format tag of the manifest, checked by importers.
+pub const MANIFEST_FORMAT: &str = "agritrace-device-manifest/v1";
+
+/// Domain separation for keys derived from `--seed`.
+const SEEDED_KEY_DOMAIN: &[u8] = b"agritrace-device/seeded-test-key/v1";
+
+/// The id of device number `index` of the fleet whose ids start with `prefix`.
+pub fn device_id(prefix: [u8; 4], index: u32) -> DeviceId {
+    let mut id = [0u8; 8];
+    id[..4].copy_from_slice(&prefix);
+    id[4..].copy_from_slice(&index.to_be_bytes());
+    DeviceId(id)
+}
+
+/// Where a device's key came from, for the log and the manifest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyOrigin {
+    /// The key file already existed.
+    Existing,
+    /// Created now from the operating system's random number generator.
+    CreatedRandom,
+    /// Created now from `--seed` (not secret).
+    CreatedFromSeed,
+}
+
+/// A device's identity and key, loaded or provisioned.
+#[derive(Debug)]
+pub struct DeviceKey {
+    pub device: DeviceId,
+    pub key_epoch: KeyEpoch,
+    pub signing_key: SigningKey,
+    pub origin: KeyOrigin,
+    pub key_file: PathBuf,
+}
+
+/// Loads `<keys-dir>/<device>.key`, creating it first if it does not exist.
+pub fn load_or_create(
+    keys_dir: &Path,
+    device: DeviceId,
+    seed: Option<u64>,
+) -> anyhow::Result<DeviceKey> {
+    let key_file = keys_dir.join(format!("{device}.key"));
+    let (secret, origin) = match fs::read_to_string(&key_file) {
+        Ok(text) => (
+            parse_hex32(text.trim_end_matches('\n'))
+                .with_context(|| format!("while reading the key file {}", key_file.display()))?,
+            KeyOrigin::Existing,
+        ),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {
+            let (secret, origin) = match seed {
+                Some(seed) => (seeded_secret(seed, device), KeyOrigin::CreatedFromSeed),
+                None => {
+                    let mut secret = [0u8; 32];
+                    getrandom::fill(&mut secret).map_err(|error| {
+                        anyhow::anyhow!("the OS random number generator failed: {error}")
+                    })?;
+                    (secret, KeyOrigin::CreatedRandom)
+                }
+            };
+            create_key_file(&key_file, &secret)
+                .with_context(|| format!("while creating the key file {}", key_file.display()))?;
+            (secret, origin)
+        }
+        Err(error) => {
+            return Err(error)
+                .with_context(|| format!("while reading the key file {}", key_file.display()));
+        }
+    };
+    Ok(DeviceKey {
+        device,
+        key_epoch: FIRST_KEY_EPOCH,
+        signing_key: SigningKey::from_bytes(&secret),
+        origin,
+        key_file,
+    })
+}
+
+/// The secret derived from `--seed`: the first 32 bytes of
+/// SHA-512(domain || seed as little-endian u64 || device id).
+fn seeded_secret(seed: u64, device: DeviceId) -> [u8; 32] {
+    let digest = Sha512::new()
+        .chain_update(SEEDED_KEY_DOMAIN)
+        .chain_update(seed.to_le_bytes())
+        .chain_update(device.0)
+        .finalize();
+    let mut secret = [0u8; 32];
+    secret.copy_from_slice(&digest[..32]);
+    secret
+}
+
+/// Creates the key file with mode 0600, refusing to overwrite one that appeared meanwhile
+/// (another process provisioning the same directory), and makes it durable.
+fn create_key_file(path: &Path, secret: &[u8; 32]) -> io::Result<()> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(format!("{}\n", to_hex(secret)).as_bytes())?;
+    file.sync_all()?;
+    // A crash before the directory fsync may lose the new file; the device then gets a new key
+    // on the next run, which is fine because no reading has been signed with this one yet.
+    fs::File::open(path.parent().unwrap_or(Path::new(".")))?.sync_all()
+}
+
+/// Lowercase hex of `bytes`.
+pub fn to_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        out.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        out.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+    }
+    out
+}
+
+/// Exactly 64 hex digits (either case) as 32 bytes.
+fn parse_hex32(text: &str) -> anyhow::Result<[u8; 32]> {
+    if text.len() != 64 {
+        bail!(
+            "a key file holds 64 hex digits, this one holds {} characters",
+            text.len()
+        );
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in text.as_bytes().chunks_exact(2).enumerate() {
+        let pair = std::str::from_utf8(pair).context("the key file is not text")?;
+        out[i] =
+            u8::from_str_radix(pair, 16).with_context(|| format!("{pair:?} is not a hex byte"))?;
+    }
+    Ok(out)
+}
+
+/// Parses a fleet prefix: 8 lowercase hex digits.
+pub fn parse_fleet_prefix(text: &str) -> Result<[u8; 4], String> {
+    if text.len() != 8
+        || !text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return Err(format!(
+            "a fleet prefix is 8 lowercase hex digits, got {text:?}"
+        ));
+    }
+    let value = u32::from_str_radix(text, 16).map_err(|error| error.to_string())?;
+    Ok(value.to_be_bytes())
+}
+
+/// Writes `<keys-dir>/manifest.json` atomically. Only public data goes into it.
+pub fn write_manifest(keys_dir: &Path, devices: &[DeviceKey]) -> anyhow::Result<PathBuf> {
+    let entries: Vec<serde_json::Value> = devices
+        .iter()
+        .map(|key| {
+            serde_json::json!({
+                "device_id": key.device.to_string(),
+                "key_epoch": key.key_epoch.0,
+                "algorithm": "ed25519",
+                "public_key": to_hex(key.signing_key.verifying_key().as_bytes()),
+                "readings_topic": topic::readings_topic(key.device).as_str(),
+                "acks_topic": topic::acks_topic(key.device).as_str(),
+            })
+        })
+        .collect();
+    let manifest = serde_json::json!({
+        "format": MANIFEST_FORMAT,
+        "devices": entries,
+    });
+    let mut text =
+        serde_json::to_string_pretty(&manifest).context("while encoding the manifest")?;
+    text.push('\n');
+    let path = keys_dir.join("manifest.json");
+    crate::atomic_file::write_atomically(&path, text.as_bytes(), 0o644)
+        .with_context(|| format!("while writing the manifest {}", path.display()))?;
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_ids_are_the_prefix_then_the_index() {
+        assert_eq!(
+            device_id([0xa9, 0x7e, 0, 1], 258).to_string(),
+            "a97e000100000102"
+        );
+        assert_eq!(parse_fleet_prefix("a97e0001"), Ok([0xa9, 0x7e, 0, 1]));
+        assert!(parse_fleet_prefix("A97E0001").is_err());
+        assert!(parse_fleet_prefix("a97e001").is_err());
+        assert!(parse_fleet_prefix("+97e0001").is_err());
+    }
+
+    #[test]
+    fn keys_are_created_once_with_mode_0600_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let device = device_id([1, 2, 3, 4], 0);
+        let first = load_or_create(dir.path(), device, None).unwrap();
+        assert_eq!(first.origin, KeyOrigin::CreatedRandom);
+        let mode = fs::metadata(&first.key_file).unwrap().permissions();
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+            0o600
+        );
+        // Reused even when a seed is given now: an existing key is never replaced.
+        let again = load_or_create(dir.path(), device, Some(5)).unwrap();
+        assert_eq!(again.origin, KeyOrigin::Existing);
+        assert_eq!(again.signing_key.to_bytes(), first.signing_key.to_bytes());
+    }
+
+    #[test]
+    fn seeded_keys_are_reproducible_and_differ_per_device_and_seed() {
+        let a = device_id([1, 2, 3, 4], 0);
+        let b = device_id([1, 2, 3, 4], 1);
+        assert_eq!(seeded_secret(9, a), seeded_secret(9, a));
+        assert_ne!(seeded_secret(9, a), seeded_secret(9, b));
+        assert_ne!(seeded_secret(9, a), seeded_secret(10, a));
+        let dir = tempfile::tempdir().unwrap();
+        let key = load_or_create(dir.path(), a, Some(9)).unwrap();
+        assert_eq!(key.origin, KeyOrigin::CreatedFromSeed);
+        assert_eq!(key.signing_key.to_bytes(), seeded_secret(9, a));
+    }
+
+    #[test]
+    fn a_damaged_key_file_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let device = device_id([1, 2, 3, 4], 0);
+        for content in ["", "abcd\n", &"zz".repeat(32)] {
+            fs::write(dir.path().join(format!("{device}.key")), content).unwrap();
+            assert!(
+                load_or_create(dir.path(), device, None).is_err(),
+                "{content:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_manifest_lists_public_keys_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = load_or_create(dir.path(), device_id([1, 2, 3, 4], 7), Some(1)).unwrap();
+        let path = write_manifest(dir.path(), std::slice::from_ref(&key)).unwrap();
+        let manifest: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(path).unwrap()).unwrap();
+        assert_eq!(manifest["format"], MANIFEST_FORMAT);
+        let entry = &manifest["devices"][0];
+        assert_eq!(entry["device_id"], "0102030400000007");
+        assert_eq!(entry["key_epoch"], 1);
+        assert_eq!(
+            entry["public_key"],
+            to_hex(key.signing_key.verifying_key().as_bytes())
+        );
+        assert_eq!(
+            entry["acks_topic"],
+            "agritrace/v1/devices/0102030400000007/acks"
+        );
+        let text = serde_json::to_string(&manifest).unwrap();
+        assert!(!text.contains(&to_hex(&key.signing_key.to_bytes())));
+    }
+}
