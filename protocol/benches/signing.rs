@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use ed25519_dalek::{Signature, VerifyingKey};
 use protocol::limits::{SIGNED_MESSAGE_BYTES_MAX, SIGNED_READING_BYTES_MAX};
 use protocol::{
-    DeviceId, DoorState, GeoPosition, KeyEpoch, Reading, SequenceNumber, SignedReading,
-    SigningKey, encode_signed_reading,
+    DeviceId, DoorState, GeoPosition, KeyEpoch, Reading, SequenceNumber, SignedReading, SigningKey,
+    encode_signed_reading,
 };
 use sha2::{Digest, Sha256};
 

@@ -87,7 +87,8 @@ impl Ack {
         }
         out[0] = ACK_VERSION;
         out[1..9].copy_from_slice(&self.device.0);
-        out[9] = u8::try_from(self.ranges.len()).map_err(|_| AckError::TooManyRanges(ACK_RANGES_MAX))?;
+        out[9] =
+            u8::try_from(self.ranges.len()).map_err(|_| AckError::TooManyRanges(ACK_RANGES_MAX))?;
         let mut len = 10;
         for range in &self.ranges {
             let free = out.get_mut(len..).ok_or(AckError::BufferTooSmall)?;
@@ -126,7 +127,9 @@ impl Ack {
                 postcard::take_from_bytes(cursor).map_err(|_| AckError::Malformed)?;
             cursor = rest;
             check_next(&ranges, range, i)?;
-            ranges.push(range).map_err(|_| AckError::TooManyRanges(ACK_RANGES_MAX))?;
+            ranges
+                .push(range)
+                .map_err(|_| AckError::TooManyRanges(ACK_RANGES_MAX))?;
         }
         if !cursor.is_empty() {
             return Err(AckError::TrailingBytes(cursor.len()));
@@ -149,7 +152,10 @@ fn check_next(ranges: &[SeqRange], range: SeqRange, index: usize) -> Result<(), 
         return Err(AckError::NotCanonical(index));
     }
     if let Some(previous) = ranges.last()
-        && previous.last.checked_add(1).is_none_or(|next| range.first <= next)
+        && previous
+            .last
+            .checked_add(1)
+            .is_none_or(|next| range.first <= next)
     {
         return Err(AckError::NotCanonical(index));
     }
@@ -232,7 +238,10 @@ mod tests {
             &[
                 SeqRange { first: 3, last: 5 },
                 SeqRange { first: 9, last: 9 },
-                SeqRange { first: 11, last: 12 }
+                SeqRange {
+                    first: 11,
+                    last: 12
+                }
             ]
         );
         assert!(ack.contains(SequenceNumber(4)));
@@ -249,12 +258,17 @@ mod tests {
         for i in 0..ACK_RANGES_MAX as u64 {
             builder.push(SequenceNumber(i * 10)).unwrap();
         }
-        builder.push(SequenceNumber((ACK_RANGES_MAX as u64 - 1) * 10 + 1)).unwrap();
+        builder
+            .push(SequenceNumber((ACK_RANGES_MAX as u64 - 1) * 10 + 1))
+            .unwrap();
         assert_eq!(
             builder.push(SequenceNumber(100_000)),
             Err(AckError::TooManyRanges(ACK_RANGES_MAX))
         );
-        assert_eq!(builder.push(SequenceNumber(0)), Err(AckError::NotCanonical(31)));
+        assert_eq!(
+            builder.push(SequenceNumber(0)),
+            Err(AckError::NotCanonical(31))
+        );
     }
 
     #[test]
@@ -263,21 +277,45 @@ mod tests {
         check_decode(&header[..5], AckError::Malformed);
         check_decode(&[&header[..], &[5]].concat(), AckError::Malformed);
         header[9] = 0;
-        check_decode(&header, AckError::BadCount { count: 0, max: ACK_RANGES_MAX });
+        check_decode(
+            &header,
+            AckError::BadCount {
+                count: 0,
+                max: ACK_RANGES_MAX,
+            },
+        );
         header[9] = 2;
         // Overlapping and touching ranges are not canonical.
-        check_decode(&[&header[..], &[1, 5, 5, 7]].concat(), AckError::NotCanonical(1));
-        check_decode(&[&header[..], &[1, 5, 6, 7]].concat(), AckError::NotCanonical(1));
-        check_decode(&[&header[..], &[5, 1, 7, 8]].concat(), AckError::NotCanonical(0));
+        check_decode(
+            &[&header[..], &[1, 5, 5, 7]].concat(),
+            AckError::NotCanonical(1),
+        );
+        check_decode(
+            &[&header[..], &[1, 5, 6, 7]].concat(),
+            AckError::NotCanonical(1),
+        );
+        check_decode(
+            &[&header[..], &[5, 1, 7, 8]].concat(),
+            AckError::NotCanonical(0),
+        );
         header[9] = 1;
-        check_decode(&[&header[..], &[1, 5, 0]].concat(), AckError::TrailingBytes(1));
+        check_decode(
+            &[&header[..], &[1, 5, 0]].concat(),
+            AckError::TrailingBytes(1),
+        );
         // Over-long varint for 1: 0x81 0x00.
-        check_decode(&[&header[..], &[0x81, 0x00, 5]].concat(), AckError::Malformed);
+        check_decode(
+            &[&header[..], &[0x81, 0x00, 5]].concat(),
+            AckError::Malformed,
+        );
         header[0] = 9;
         check_decode(&header, AckError::UnsupportedVersion(9));
         check_decode(
             &[0u8; ACK_BYTES_MAX + 1],
-            AckError::TooLarge { len: ACK_BYTES_MAX + 1, max: ACK_BYTES_MAX },
+            AckError::TooLarge {
+                len: ACK_BYTES_MAX + 1,
+                max: ACK_BYTES_MAX,
+            },
         );
     }
 }

@@ -27,7 +27,10 @@ pub const ACK_BYTES_MAX: usize = 1 + 8 + 1 + ACK_RANGES_MAX * 20;
 /// Length of the message that is signed: domain + body.
 pub const SIGNED_MESSAGE_BYTES_MAX: usize = crate::SIGNING_DOMAIN.len() + BODY_BYTES_MAX;
 
-const _: () = assert!(BODY_BYTES_MAX < 128, "the body length must fit one varint byte");
+const _: () = assert!(
+    BODY_BYTES_MAX < 128,
+    "the body length must fit one varint byte"
+);
 const _: () = assert!(BACKLOG_READINGS_MAX < 128, "the backlog count is one byte");
 const _: () = assert!(
     2 + BACKLOG_READINGS_MAX * (2 + SIGNED_READING_BYTES_MAX) <= UPLINK_BYTES_MAX,

@@ -271,7 +271,10 @@ mod tests {
         check_decode(&[], DecodeError::Empty);
         check_decode(&[1], DecodeError::Truncated);
         check_decode(&good[..len - 1], DecodeError::Truncated);
-        check_decode(&out[..len + 1], DecodeError::TrailingBytes(1, "signed reading"));
+        check_decode(
+            &out[..len + 1],
+            DecodeError::TrailingBytes(1, "signed reading"),
+        );
         let mut wrong_version = [0u8; SIGNED_READING_BYTES_MAX];
         wrong_version[..len].copy_from_slice(good);
         wrong_version[0] = 2;

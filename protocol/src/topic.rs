@@ -17,7 +17,8 @@ const READINGS_SUFFIX: &str = "/readings";
 const ACKS_SUFFIX: &str = "/acks";
 
 /// Longest topic name: prefix + 16 hex digits + "/readings".
-pub const TOPIC_BYTES_MAX: usize = DEVICES_PREFIX.len() + DeviceId::TEXT_LEN + READINGS_SUFFIX.len();
+pub const TOPIC_BYTES_MAX: usize =
+    DEVICES_PREFIX.len() + DeviceId::TEXT_LEN + READINGS_SUFFIX.len();
 
 /// A topic name held without allocation.
 pub type Topic = heapless::String<TOPIC_BYTES_MAX>;
@@ -55,7 +56,10 @@ fn topic(device: DeviceId, suffix: &str) -> Topic {
     let mut out = Topic::new();
     // Capacity is computed for the longest suffix; writes cannot fail.
     let _ = write!(out, "{DEVICES_PREFIX}{device}{suffix}");
-    debug_assert_eq!(out.len(), DEVICES_PREFIX.len() + DeviceId::TEXT_LEN + suffix.len());
+    debug_assert_eq!(
+        out.len(),
+        DEVICES_PREFIX.len() + DeviceId::TEXT_LEN + suffix.len()
+    );
     out
 }
 
@@ -75,8 +79,14 @@ mod tests {
 
     #[test]
     fn topics_are_built_and_parsed_back() {
-        assert_eq!(readings_topic(DEVICE), "agritrace/v1/devices/deadbeef00000001/readings");
-        assert_eq!(acks_topic(DEVICE), "agritrace/v1/devices/deadbeef00000001/acks");
+        assert_eq!(
+            readings_topic(DEVICE),
+            "agritrace/v1/devices/deadbeef00000001/readings"
+        );
+        assert_eq!(
+            acks_topic(DEVICE),
+            "agritrace/v1/devices/deadbeef00000001/acks"
+        );
         assert_eq!(parse_readings_topic(&readings_topic(DEVICE)), Ok(DEVICE));
         assert_eq!(parse_acks_topic(&acks_topic(DEVICE)), Ok(DEVICE));
     }
@@ -84,10 +94,25 @@ mod tests {
     #[test]
     fn other_topics_are_refused() {
         let check = |topic: &str, expected| assert_eq!(parse_readings_topic(topic), expected);
-        check("agritrace/v1/devices/deadbeef00000001/acks", Err(TopicError::NotADeviceTopic));
-        check("agritrace/v2/devices/deadbeef00000001/readings", Err(TopicError::NotADeviceTopic));
-        check("agritrace/v1/devices/DEADBEEF00000001/readings", Err(TopicError::BadDeviceId));
-        check("agritrace/v1/devices/+/readings", Err(TopicError::BadDeviceId));
-        check("agritrace/v1/devices/a/b/readings", Err(TopicError::BadDeviceId));
+        check(
+            "agritrace/v1/devices/deadbeef00000001/acks",
+            Err(TopicError::NotADeviceTopic),
+        );
+        check(
+            "agritrace/v2/devices/deadbeef00000001/readings",
+            Err(TopicError::NotADeviceTopic),
+        );
+        check(
+            "agritrace/v1/devices/DEADBEEF00000001/readings",
+            Err(TopicError::BadDeviceId),
+        );
+        check(
+            "agritrace/v1/devices/+/readings",
+            Err(TopicError::BadDeviceId),
+        );
+        check(
+            "agritrace/v1/devices/a/b/readings",
+            Err(TopicError::BadDeviceId),
+        );
     }
 }

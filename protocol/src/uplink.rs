@@ -244,7 +244,11 @@ mod tests {
     use super::*;
 
     fn check(bytes: &[u8], expected: Result<usize, UplinkError>) {
-        assert_eq!(Uplink::decode(bytes).map(|u| u.len()), expected, "{bytes:?}");
+        assert_eq!(
+            Uplink::decode(bytes).map(|u| u.len()),
+            expected,
+            "{bytes:?}"
+        );
     }
 
     #[test]
@@ -268,7 +272,10 @@ mod tests {
         );
         check(&[0x02, 2, 1, 0xaa], Err(UplinkError::Truncated));
         check(&[0x02, 1, 3, 0xaa], Err(UplinkError::Truncated));
-        check(&[0x02, 1, 1, 0xaa, 0xbb], Err(UplinkError::TrailingBytes(1)));
+        check(
+            &[0x02, 1, 1, 0xaa, 0xbb],
+            Err(UplinkError::TrailingBytes(1)),
+        );
         let mut oversized = [0u8; 4 + SIGNED_READING_BYTES_MAX + 1];
         oversized[..4].copy_from_slice(&[0x02, 1, 0x83, 0x01]);
         check(

@@ -7,11 +7,14 @@ use std::fmt::Write as _;
 
 use protocol::limits::SIGNED_READING_BYTES_MAX;
 use protocol::{
-    DeviceId, DoorState, GeoPosition, KeyEpoch, Reading, SequenceNumber, SignedReading,
-    SigningKey, encode_signed_reading, verify_signed_reading,
+    DeviceId, DoorState, GeoPosition, KeyEpoch, Reading, SequenceNumber, SignedReading, SigningKey,
+    encode_signed_reading, verify_signed_reading,
 };
 
-const VECTORS_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/signed-readings.txt");
+const VECTORS_PATH: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/vectors/signed-readings.txt"
+);
 
 const HEADER: &str = "\
 # Known-answer vectors for agritrace SignedReading, wire version 1.
@@ -160,6 +163,9 @@ fn the_stored_vectors_decode_and_verify() {
         let bytes = unhex(fields[2]);
         let key = SigningKey::from_bytes(&seed).verifying_key();
         assert_eq!(verify_signed_reading(&bytes, &key), Ok(reading), "{name}");
-        assert_eq!(SignedReading::decode(&bytes).expect("decodes").as_bytes(), &bytes[..]);
+        assert_eq!(
+            SignedReading::decode(&bytes).expect("decodes").as_bytes(),
+            &bytes[..]
+        );
     }
 }

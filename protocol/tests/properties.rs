@@ -17,7 +17,10 @@ fn reading() -> impl Strategy<Value = Reading> {
         any::<u64>(),
         any::<i16>(),
         0u16..=10_000,
-        proptest::option::of((-900_000_000i32..=900_000_000, -1_800_000_000i32..=1_800_000_000)),
+        proptest::option::of((
+            -900_000_000i32..=900_000_000,
+            -1_800_000_000i32..=1_800_000_000,
+        )),
         any::<bool>(),
         (any::<u16>(), any::<u16>(), any::<u32>()),
     )
@@ -31,7 +34,11 @@ fn reading() -> impl Strategy<Value = Reading> {
                     temperature_centi_c: temperature,
                     humidity_centi_pct: humidity,
                     position: position.map(|(lat_e7, lon_e7)| GeoPosition { lat_e7, lon_e7 }),
-                    door: if open { DoorState::Open } else { DoorState::Closed },
+                    door: if open {
+                        DoorState::Open
+                    } else {
+                        DoorState::Closed
+                    },
                     shock_events: rest.0,
                     battery_mv: rest.1,
                     dropped_samples: rest.2,

@@ -35,7 +35,10 @@ fn main() -> ExitCode {
         Some("fuzz") => {
             let seconds = args
                 .get(1)
-                .map(|s| s.parse::<u32>().context("while reading the fuzz time in seconds"))
+                .map(|s| {
+                    s.parse::<u32>()
+                        .context("while reading the fuzz time in seconds")
+                })
                 .transpose();
             seconds.and_then(|s| fuzz(s.unwrap_or(60)))
         }
@@ -97,9 +100,19 @@ fn test() -> Result<()> {
     run("formatting", cargo().args(["fmt", "--all", "--check"]))?;
     run(
         "clippy, warnings denied",
-        cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]),
+        cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]),
     )?;
-    run("tests of the whole workspace", cargo().args(["test", "--workspace"]))?;
+    run(
+        "tests of the whole workspace",
+        cargo().args(["test", "--workspace"]),
+    )?;
     run(
         "no_std crates for a Cortex-M4F (thumbv7em-none-eabihf)",
         cargo().args([
@@ -162,7 +175,10 @@ fn apt_install(packages: &[&str]) -> Result<()> {
     run("apt-get update", &mut command(&["apt-get", "update"]))?;
     let mut install = vec!["apt-get", "install", "-y", "--no-install-recommends"];
     install.extend_from_slice(packages);
-    run(&format!("installing {}", packages.join(", ")), &mut command(&install))?;
+    run(
+        &format!("installing {}", packages.join(", ")),
+        &mut command(&install),
+    )?;
     // Debian may start a system-wide broker on port 1883; the tests start their own on free
     // ports, so it is only stopped to keep the machine as it was.
     if packages.contains(&"mosquitto") {
@@ -199,7 +215,13 @@ fn install_fuzzing() -> Result<()> {
     if !succeeds("rustup", &["run", "nightly", "rustc", "--version"]) {
         run(
             "installing a nightly toolchain for cargo fuzz",
-            Command::new("rustup").args(["toolchain", "install", "nightly", "--profile", "minimal"]),
+            Command::new("rustup").args([
+                "toolchain",
+                "install",
+                "nightly",
+                "--profile",
+                "minimal",
+            ]),
         )?;
     }
     if !succeeds("cargo", &["fuzz", "--version"]) {
@@ -214,7 +236,9 @@ fn install_fuzzing() -> Result<()> {
 fn fuzz_targets() -> Result<Vec<String>> {
     let dir = root().join("fuzz").join("fuzz_targets");
     let mut targets = Vec::new();
-    for entry in std::fs::read_dir(&dir).with_context(|| format!("while listing {}", dir.display()))? {
+    for entry in
+        std::fs::read_dir(&dir).with_context(|| format!("while listing {}", dir.display()))?
+    {
         let path = entry?.path();
         if path.extension().is_some_and(|e| e == "rs")
             && let Some(stem) = path.file_stem()
