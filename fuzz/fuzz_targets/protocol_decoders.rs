@@ -20,6 +20,10 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(signed.as_bytes(), data);
     }
     if let Ok(ack) = Ack::decode(data) {
+        let _ = ack.covered();
+        for range in ack.ranges() {
+            assert!(ack.contains(protocol::SequenceNumber(range.first)));
+        }
         let mut buf = [0u8; ACK_BYTES_MAX];
         assert_eq!(ack.encode(&mut buf).ok(), Some(data));
     }

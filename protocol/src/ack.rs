@@ -76,7 +76,8 @@ impl Ack {
     pub fn covered(&self) -> u64 {
         self.ranges
             .iter()
-            .map(|r| r.last - r.first + 1)
+            // A range may span all of u64 (first 0, last u64::MAX): saturate, never overflow.
+            .map(|r| (r.last - r.first).saturating_add(1))
             .fold(0u64, u64::saturating_add)
     }
 
@@ -250,6 +251,18 @@ mod tests {
         let mut buf = [0u8; ACK_BYTES_MAX];
         let bytes = ack.encode(&mut buf).unwrap();
         assert_eq!(Ack::decode(bytes), Ok(ack));
+    }
+
+    #[test]
+    fn an_ack_of_every_sequence_number_counts_without_overflow() {
+        let mut builder = AckBuilder::new(DEVICE);
+        builder.push(SequenceNumber(0)).unwrap();
+        let mut ack = builder.finish().unwrap();
+        ack.ranges[0].last = u64::MAX;
+        let mut buf = [0u8; ACK_BYTES_MAX];
+        let decoded = Ack::decode(ack.encode(&mut buf).unwrap()).unwrap();
+        assert_eq!(decoded.covered(), u64::MAX);
+        assert!(decoded.contains(SequenceNumber(u64::MAX)));
     }
 
     #[test]

@@ -38,6 +38,8 @@ pub enum UplinkError {
     ReadingTooLarge { len: usize, max: usize },
     #[error("{0} bytes follow the last reading")]
     TrailingBytes(usize),
+    #[error("a reading's length prefix is not in its shortest encoding")]
+    NonCanonicalLength,
     #[error("the output buffer is full")]
     Full,
 }
@@ -153,6 +155,11 @@ impl<'a> Iterator for UplinkReadings<'a> {
 fn split_framed(bytes: &[u8]) -> Result<(&[u8], &[u8]), UplinkError> {
     let (reading, rest): (&[u8], _) =
         postcard::take_from_bytes(bytes).map_err(|_| UplinkError::Truncated)?;
+    // postcard accepts over-long length varints; refuse them so a message has one encoding.
+    let prefix_len = bytes.len() - rest.len() - reading.len();
+    if prefix_len != varint_len(reading.len()) {
+        return Err(UplinkError::NonCanonicalLength);
+    }
     if reading.len() > SIGNED_READING_BYTES_MAX {
         return Err(UplinkError::ReadingTooLarge {
             len: reading.len(),
@@ -160,6 +167,17 @@ fn split_framed(bytes: &[u8]) -> Result<(&[u8], &[u8]), UplinkError> {
         });
     }
     Ok((reading, rest))
+}
+
+/// Bytes of the shortest varint (LEB128) encoding of `value`.
+fn varint_len(value: usize) -> usize {
+    let mut len = 1;
+    let mut rest = value >> 7;
+    while rest != 0 {
+        len += 1;
+        rest >>= 7;
+    }
+    len
 }
 
 /// Builds an uplink message in a caller-provided buffer without allocating.
@@ -275,6 +293,10 @@ mod tests {
         check(
             &[0x02, 1, 1, 0xaa, 0xbb],
             Err(UplinkError::TrailingBytes(1)),
+        );
+        check(
+            &[0x02, 1, 0x81, 0x00, 0xaa],
+            Err(UplinkError::NonCanonicalLength),
         );
         let mut oversized = [0u8; 4 + SIGNED_READING_BYTES_MAX + 1];
         oversized[..4].copy_from_slice(&[0x02, 1, 0x83, 0x01]);

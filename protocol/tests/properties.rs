@@ -97,7 +97,12 @@ proptest! {
     #[test]
     fn arbitrary_bytes_never_panic_any_decoder(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
         let _ = SignedReading::decode(&bytes);
-        let _ = Ack::decode(&bytes);
+        if let Ok(ack) = Ack::decode(&bytes) {
+            let _ = ack.covered();
+            for range in ack.ranges() {
+                prop_assert!(ack.contains(SequenceNumber(range.last)));
+            }
+        }
         if let Ok(uplink) = Uplink::decode(&bytes) {
             for reading in uplink.readings() {
                 let _ = SignedReading::decode(reading);

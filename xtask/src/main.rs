@@ -16,15 +16,16 @@ use anyhow::{Context, Result, bail};
 
 /// Debian packages the tests start for real, with the program that shows they are installed.
 const DEBIAN_PACKAGES: &[(&str, &str)] = &[
-    ("mosquitto", "/usr/sbin/mosquitto"),
-    ("qemu-system-arm", "/usr/bin/qemu-system-arm"),
+    ("mosquitto", "mosquitto"),
+    ("qemu-system-arm", "qemu-system-arm"),
 ];
 
 /// Targets the firmware is built for: the CI target (Cortex-M4F) and the emulated board's.
 const CORTEX_M_TARGETS: &[&str] = &["thumbv7em-none-eabihf", "thumbv7m-none-eabi"];
 
-/// How long each fuzz target runs in `test`.
-const FUZZ_SECONDS_IN_TEST: u32 = 20;
+/// Iterations of each fuzz target in `test`, and a time guard in case a target is slow.
+const FUZZ_RUNS_IN_TEST: u32 = 100_000;
+const FUZZ_SECONDS_GUARD: u32 = 60;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -33,14 +34,14 @@ fn main() -> ExitCode {
         Some("devices") => devices(&args[1..]),
         Some("bench") => bench(),
         Some("fuzz") => {
-            let seconds = args
+            let runs = args
                 .get(1)
                 .map(|s| {
                     s.parse::<u32>()
-                        .context("while reading the fuzz time in seconds")
+                        .context("while reading the number of fuzz runs")
                 })
                 .transpose();
-            seconds.and_then(|s| fuzz(s.unwrap_or(60)))
+            runs.and_then(|r| fuzz(r.unwrap_or(1_000_000), 600))
         }
         _ => {
             eprintln!(
@@ -49,7 +50,7 @@ fn main() -> ExitCode {
                  test              install what the tests need, then run every check CI runs\n  \
                  devices [ARGS..]  run simulated devices against a local Mosquitto (ARGS go to agritrace-device)\n  \
                  bench             run the benchmarks recorded in BENCHMARKS.md\n  \
-                 fuzz [SECONDS]    run every fuzz target for SECONDS each (default 60)"
+                 fuzz [RUNS]       run every fuzz target for RUNS iterations (default 1000000)"
             );
             return ExitCode::from(2);
         }
@@ -98,6 +99,13 @@ fn test() -> Result<()> {
     install_rust_targets()?;
     require_go()?;
     run("formatting", cargo().args(["fmt", "--all", "--check"]))?;
+    // The Cortex-M image and the fuzz targets are workspaces of their own.
+    for manifest in ["firmware/lm3s6965evb/Cargo.toml", "fuzz/Cargo.toml"] {
+        run(
+            &format!("formatting of {manifest}"),
+            cargo().args(["fmt", "--check", "--manifest-path", manifest]),
+        )?;
+    }
     run(
         "clippy, warnings denied",
         cargo().args([
@@ -132,7 +140,7 @@ fn test() -> Result<()> {
             "--no-default-features",
         ]),
     )?;
-    fuzz(FUZZ_SECONDS_IN_TEST)?;
+    fuzz(FUZZ_RUNS_IN_TEST, FUZZ_SECONDS_GUARD)?;
     eprintln!("\nall checks passed");
     Ok(())
 }
@@ -140,7 +148,7 @@ fn test() -> Result<()> {
 fn install_debian_packages() -> Result<()> {
     let missing: Vec<&str> = DEBIAN_PACKAGES
         .iter()
-        .filter(|(_, program)| !Path::new(program).exists())
+        .filter(|(_, program)| find_program(program).is_none())
         .map(|(package, _)| *package)
         .collect();
     if missing.is_empty() {
@@ -224,7 +232,7 @@ fn install_fuzzing() -> Result<()> {
             ]),
         )?;
     }
-    if !succeeds("cargo", &["fuzz", "--version"]) {
+    if !succeeds("rustup", &["run", "nightly", "cargo", "fuzz", "--version"]) {
         run(
             "installing cargo-fuzz",
             cargo().args(["install", "--locked", "cargo-fuzz"]),
@@ -250,7 +258,10 @@ fn fuzz_targets() -> Result<Vec<String>> {
     Ok(targets)
 }
 
-fn fuzz(seconds: u32) -> Result<()> {
+/// Runs every fuzz target for `runs` iterations (or `seconds`, whichever comes first).
+/// `cargo +nightly` only works through the rustup proxy, and under `cargo xtask` the `CARGO`
+/// variable names the toolchain's own cargo, so nightly is selected with `rustup run`.
+fn fuzz(runs: u32, seconds: u32) -> Result<()> {
     install_fuzzing()?;
     let targets = fuzz_targets()?;
     if targets.is_empty() {
@@ -258,13 +269,16 @@ fn fuzz(seconds: u32) -> Result<()> {
     }
     for target in targets {
         run(
-            &format!("fuzzing {target} for {seconds} s"),
-            cargo().args([
-                "+nightly",
+            &format!("fuzzing {target}: {runs} runs"),
+            Command::new("rustup").args([
+                "run",
+                "nightly",
+                "cargo",
                 "fuzz",
                 "run",
                 &target,
                 "--",
+                &format!("-runs={runs}"),
                 &format!("-max_total_time={seconds}"),
                 "-max_len=70000",
             ]),
@@ -289,20 +303,34 @@ fn bench() -> Result<()> {
 
 fn devices(args: &[String]) -> Result<()> {
     install_debian_packages()?;
+    // `cargo xtask devices -- ARGS` and `cargo xtask devices ARGS` both work.
+    let args = match args.first() {
+        Some(first) if first == "--" => &args[1..],
+        _ => args,
+    };
+    let mosquitto = find_program("mosquitto").context("mosquitto is not installed")?;
+    let port = free_port()?;
     let data = root().join("target").join("demo");
     std::fs::create_dir_all(&data).context("while creating target/demo")?;
     let config = data.join("mosquitto.conf");
     std::fs::write(
         &config,
-        "listener 1883 127.0.0.1\nallow_anonymous true\npersistence false\n\
-         max_queued_messages 0\nmax_inflight_messages 100\n",
+        format!(
+            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
+             max_queued_messages 0\nmax_inflight_messages 100\n"
+        ),
     )
     .context("while writing the broker configuration")?;
-    let mut broker = Command::new("/usr/sbin/mosquitto")
+    let mut broker = Command::new(mosquitto)
         .arg("-c")
         .arg(&config)
         .spawn()
         .context("while starting mosquitto")?;
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    if let Some(status) = broker.try_wait().context("while checking on mosquitto")? {
+        bail!("mosquitto exited at start ({status})");
+    }
+    eprintln!("mosquitto listens on 127.0.0.1:{port}");
     let result = run(
         "simulated devices (Ctrl-C to stop)",
         cargo()
@@ -317,7 +345,7 @@ fn devices(args: &[String]) -> Result<()> {
                 "agritrace-device",
                 "--",
                 "--broker",
-                "127.0.0.1:1883",
+                &format!("127.0.0.1:{port}"),
                 "--keys-dir",
             ])
             .arg(data.join("keys"))
@@ -326,4 +354,23 @@ fn devices(args: &[String]) -> Result<()> {
     let _ = broker.kill();
     let _ = broker.wait();
     result
+}
+
+/// Finds `program` on `PATH`, or in `/usr/sbin` and `/sbin` where Debian installs daemons.
+fn find_program(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
+}
+
+/// A TCP port on loopback that nothing listens on right now.
+fn free_port() -> Result<u16> {
+    let listener =
+        std::net::TcpListener::bind("127.0.0.1:0").context("while finding a free port")?;
+    Ok(listener
+        .local_addr()
+        .context("while finding a free port")?
+        .port())
 }
