@@ -6,7 +6,9 @@
 //! a bounded outbox. [`Logger::next_uplink`] hands out the oldest readings due for publishing
 //! as one uplink message; [`Logger::on_ack`] frees exactly the sequence numbers the backend's
 //! end-to-end ack names. Sequence numbers are reserved ahead in a [`SequenceStore`] so a
-//! reboot never reuses one. The core takes time, samples and bytes as inputs and returns
+//! reboot never reuses one. The outbox is kept durable in a [`FlashJournal`], a ring of
+//! records in NOR flash over the `embedded-storage` [`NorFlash`](embedded_storage::nor_flash::NorFlash)
+//! trait, so a reboot or a power cut loses no reading the backend has not acknowledged. The core takes time, samples and bytes as inputs and returns
 //! decisions and bytes; [`step`] drives it over an [`Uplink`] for simple main loops (the
 //! emulated Cortex-M image, tests).
 #![no_std]
@@ -15,9 +17,14 @@
 extern crate std;
 
 mod config;
+mod crc32;
+#[cfg(feature = "std")]
+mod file_flash;
 #[cfg(feature = "std")]
 mod file_store;
+pub mod journal;
 mod logger;
+mod memory_flash;
 mod outbox;
 pub mod sequence;
 mod uplink;
@@ -27,10 +34,16 @@ mod tests;
 
 pub use config::{ConfigError, DeviceConfig};
 #[cfg(feature = "std")]
+pub use file_flash::{FILE_FLASH_SECTOR_BYTES, FILE_FLASH_WRITE_BYTES, FileFlash, FileFlashError};
+#[cfg(feature = "std")]
 pub use file_store::FileSequenceStore;
+pub use journal::{
+    FlashJournal, GeometryError, JournalError, NoJournal, OutboxJournal, RecordRef, Restored,
+};
 pub use logger::{
     AckOutcome, AckRefused, BootError, Logger, OutboxEntry, RecordError, UPLINK_BUFFER_BYTES_MIN,
 };
+pub use memory_flash::{MemoryFlash, MemoryFlashError};
 pub use outbox::DeliveryState;
 pub use sequence::{MemorySequenceStore, ReserveError, SEQUENCE_RESERVE, SequenceStore};
 pub use uplink::{

@@ -11,6 +11,11 @@
 //! - A reading leaves the outbox only when an ack from the backend names its sequence number,
 //!   or when it is evicted to make room; every eviction is counted in the
 //!   `dropped_samples` field of the reading that caused it, so the gap it leaves is signed.
+//! - With a durable [`OutboxJournal`] (a [`crate::FlashJournal`]), a reading is in the
+//!   journal before it can be published, and is retired in the journal before it leaves the
+//!   outbox; [`Logger::boot_with_journal`] restores every reading that was not retired.
+//!   Room is made in the journal's order: the oldest sector's live readings are evicted (and
+//!   counted) when the ring is full, the oldest reading when the RAM outbox is.
 
 use core::fmt;
 
@@ -23,6 +28,7 @@ use protocol::{
 };
 
 use crate::config::{ConfigError, DeviceConfig};
+use crate::journal::{NoJournal, OutboxJournal, Restored};
 use crate::outbox::{DeliveryState, Outbox};
 use crate::sequence::{ReserveError, SequenceAllocator, SequenceStore};
 
@@ -30,9 +36,9 @@ use crate::sequence::{ReserveError, SequenceAllocator, SequenceStore};
 /// [`protocol::limits::UPLINK_BYTES_MAX`] bytes holds a full backlog.
 pub const UPLINK_BUFFER_BYTES_MIN: usize = 1 + SIGNED_READING_BYTES_MAX;
 
-/// Why [`Logger::boot`] failed.
+/// Why [`Logger::boot`] or [`Logger::boot_with_journal`] failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum BootError<E> {
+pub enum BootError<E, J = core::convert::Infallible> {
     /// The configuration is not usable.
     #[error("invalid configuration: {0}")]
     Config(#[from] ConfigError),
@@ -42,12 +48,16 @@ pub enum BootError<E> {
     /// Every sequence number has been used.
     #[error("the sequence numbers are exhausted")]
     SequenceExhausted,
+    /// The outbox journal could not be read (or its excess readings not retired).
+    #[error("the outbox journal failed")]
+    Journal(J),
 }
 
-/// Why [`Logger::record`] did not record a reading. Nothing changed: no sequence number was
-/// used and nothing was evicted.
+/// Why [`Logger::record`] did not record a reading. Nothing changed (no sequence number was
+/// used, nothing was evicted), except after [`RecordError::Journal`], which says what it
+/// leaves behind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum RecordError<E> {
+pub enum RecordError<E, J = core::convert::Infallible> {
     /// A new block of sequence numbers could not be reserved.
     #[error("the sequence store failed")]
     Store(E),
@@ -57,9 +67,15 @@ pub enum RecordError<E> {
     /// The sample could not be encoded (a value outside its physical range).
     #[error("the sample could not be encoded: {0}")]
     Encode(#[from] EncodeError),
+    /// The journal could not make room or take the signed reading. The reading is not kept
+    /// (a reading is published only once durable) and its sequence number is never used
+    /// again (its record may have landed). Readings already evicted to make room stay
+    /// evicted and are counted in the next reading's `dropped_samples`.
+    #[error("the outbox journal failed")]
+    Journal(J),
 }
 
-impl<E> From<ReserveError<E>> for RecordError<E> {
+impl<E, J> From<ReserveError<E>> for RecordError<E, J> {
     fn from(error: ReserveError<E>) -> Self {
         match error {
             ReserveError::Store(e) => Self::Store(e),
@@ -92,6 +108,9 @@ pub struct AckOutcome {
     /// Sequence numbers the ack names that were not in the outbox: acknowledged before,
     /// evicted, or skipped after a reboot. Harmless; counted for diagnostics.
     pub not_in_outbox: u64,
+    /// Freed readings whose journal record could not be retired: they come back after a
+    /// reboot and are sent again (the backend acknowledges repeats).
+    pub journal_failures: usize,
 }
 
 /// A reading in the outbox, as [`Logger::outbox`] shows it.
@@ -106,20 +125,28 @@ pub struct OutboxEntry<'a> {
 }
 
 /// The logger state machine with an outbox of `OUTBOX` readings (each slot holds
-/// [`SIGNED_READING_BYTES_MAX`] bytes, so the outbox takes about `OUTBOX * 150` bytes of RAM).
+/// [`SIGNED_READING_BYTES_MAX`] bytes, so the outbox takes about `OUTBOX * 150` bytes of RAM)
+/// kept durable by the journal `J`.
 ///
-/// The outbox lives in RAM: readings not yet acknowledged are lost on a reboot (their
-/// sequence numbers are never reused, so the backend sees the gap).
-pub struct Logger<const OUTBOX: usize> {
+/// With the default [`NoJournal`] ([`Logger::boot`]) the outbox lives in RAM only: readings
+/// not yet acknowledged are lost on a reboot (their sequence numbers are never reused, so the
+/// backend sees the gap). With a [`crate::FlashJournal`] ([`Logger::boot_with_journal`])
+/// they survive it.
+pub struct Logger<const OUTBOX: usize, J: OutboxJournal = NoJournal> {
     config: DeviceConfig,
     key: SigningKey,
     sequence: SequenceAllocator,
     outbox: Outbox<OUTBOX>,
+    journal: J,
+    restored: Restored,
     next_sample_at_ms: u64,
     dropped_total: u64,
+    /// Evictions not yet counted in a signed reading.
+    uncounted_drops: u64,
+    journal_failures: u64,
 }
 
-impl<const OUTBOX: usize> fmt::Debug for Logger<OUTBOX> {
+impl<const OUTBOX: usize, J: OutboxJournal> fmt::Debug for Logger<OUTBOX, J> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Never print the signing key.
         f.debug_struct("Logger")
@@ -129,31 +156,72 @@ impl<const OUTBOX: usize> fmt::Debug for Logger<OUTBOX> {
             .field("in_flight", &self.in_flight())
             .field("next_sample_at_ms", &self.next_sample_at_ms)
             .field("dropped_total", &self.dropped_total)
+            .field("restored", &self.restored)
+            .field("journal_failures", &self.journal_failures)
             .finish_non_exhaustive()
     }
 }
 
-impl<const OUTBOX: usize> Logger<OUTBOX> {
-    /// Starts the logger after a (re)boot: continues the sequence at the mark in `store` and
-    /// durably reserves a block of numbers before using any (reserve-ahead). The first sample
-    /// is due at once; the outbox starts empty.
+impl<const OUTBOX: usize> Logger<OUTBOX, NoJournal> {
+    /// Starts the logger after a (re)boot without a journal: continues the sequence at the
+    /// mark in `store` and durably reserves a block of numbers before using any
+    /// (reserve-ahead). The first sample is due at once; the outbox starts empty.
     pub fn boot<S: SequenceStore>(
         config: DeviceConfig,
         key: SigningKey,
         store: &mut S,
     ) -> Result<Self, BootError<S::Error>> {
+        Self::boot_with_journal(config, key, store, NoJournal).map_err(|error| match error {
+            BootError::Config(e) => BootError::Config(e),
+            BootError::Store(e) => BootError::Store(e),
+            BootError::SequenceExhausted => BootError::SequenceExhausted,
+            BootError::Journal(never) => match never {},
+        })
+    }
+}
+
+impl<const OUTBOX: usize, J: OutboxJournal> Logger<OUTBOX, J> {
+    /// Starts the logger after a (re)boot with its outbox journal: restores every reading the
+    /// journal holds that was neither acknowledged nor evicted, oldest first, all due for
+    /// sending at once (if there are more than `OUTBOX`, the oldest are evicted and counted
+    /// in the next reading's `dropped_samples`); continues the sequence above both the mark
+    /// in `store` and the journal's newest record, durably reserving a block of numbers
+    /// before using any. The first sample is due at once.
+    pub fn boot_with_journal<S: SequenceStore>(
+        config: DeviceConfig,
+        key: SigningKey,
+        store: &mut S,
+        mut journal: J,
+    ) -> Result<Self, BootError<S::Error, J::Error>> {
         config.validate()?;
-        let sequence = SequenceAllocator::boot(store).map_err(|e| match e {
+        // The journal's newest number was used: never hand it out again, even if the
+        // sequence store lost its mark.
+        let floor = journal
+            .newest_sequence()
+            .map_or(0, |newest| newest.0.saturating_add(1));
+        let sequence = SequenceAllocator::boot(store, floor).map_err(|e| match e {
             ReserveError::Store(e) => BootError::Store(e),
             ReserveError::Exhausted => BootError::SequenceExhausted,
         })?;
+        let mut outbox = Outbox::new();
+        let restored = journal
+            .restore(OUTBOX, |record, sequence, signed_reading| {
+                let evicted = outbox.push(sequence, signed_reading, record);
+                debug_assert!(evicted.is_none(), "the journal restores at most OUTBOX");
+            })
+            .map_err(BootError::Journal)?;
+        let evicted = u64::try_from(restored.evicted).unwrap_or(u64::MAX);
         Ok(Self {
             config,
             key,
             sequence,
-            outbox: Outbox::new(),
+            outbox,
+            journal,
+            restored,
             next_sample_at_ms: 0,
-            dropped_total: 0,
+            dropped_total: evicted,
+            uncounted_drops: evicted,
+            journal_failures: 0,
         })
     }
 
@@ -177,21 +245,37 @@ impl<const OUTBOX: usize> Logger<OUTBOX> {
         self.next_sample_at_ms
     }
 
-    /// Signs `sample` as the next reading and appends it to the outbox, evicting the oldest
-    /// reading if the outbox is full (the new reading then says `dropped_samples: 1`). May
-    /// write `store` to reserve the next block of sequence numbers. Schedules the next sample
-    /// one period after the one that was due (or after `now_ms` if the logger fell behind).
+    /// Signs `sample` as the next reading, appends it to the journal and then to the
+    /// outbox, evicting what must go to make room: the live readings of the journal's oldest
+    /// sector when its ring is full, then the oldest reading if the outbox is full. The new
+    /// reading's `dropped_samples` counts them (and evictions not counted yet, e.g. at boot).
+    /// May write `store` to reserve the next block of sequence numbers. Schedules the next
+    /// sample one period after the one that was due (or after `now_ms` if the logger fell
+    /// behind).
     ///
-    /// On error nothing changed: no number was used, nothing evicted, the schedule kept.
+    /// On error nothing changed: no number was used, nothing evicted, the schedule kept;
+    /// except after [`RecordError::Journal`], see there.
     pub fn record<S: SequenceStore>(
         &mut self,
         now_ms: u64,
         unix_time_ms: u64,
         sample: &Sample,
         store: &mut S,
-    ) -> Result<SequenceNumber, RecordError<S::Error>> {
+    ) -> Result<SequenceNumber, RecordError<S::Error, J::Error>> {
         let sequence = self.sequence.reserve(store)?;
-        let evicts = self.outbox.is_full();
+        let erases = self.journal.next_append_erases();
+        let in_erased = |record| erases.as_ref().is_some_and(|range| range.contains(&record));
+        let erased_live = self
+            .outbox
+            .iter()
+            .filter(|slot| in_erased(slot.record))
+            .count();
+        let evicts_oldest = self.outbox.len() - erased_live == OUTBOX;
+        let erased_live_u64 = u64::try_from(erased_live).unwrap_or(u64::MAX);
+        let dropped = self
+            .uncounted_drops
+            .saturating_add(erased_live_u64)
+            .saturating_add(u64::from(evicts_oldest));
         let reading = Reading {
             device: self.config.device,
             key_epoch: self.config.key_epoch,
@@ -210,16 +294,41 @@ impl<const OUTBOX: usize> Logger<OUTBOX> {
             },
             shock_events: sample.shock_events,
             battery_mv: sample.battery_mv,
-            dropped_samples: u32::from(evicts),
+            dropped_samples: u32::try_from(dropped).unwrap_or(u32::MAX),
         };
         let mut signed = [0u8; SIGNED_READING_BYTES_MAX];
         let len = encode_signed_reading(&reading, &self.key, &mut signed)?;
-        // Nothing has changed so far; from here on nothing can fail.
-        let evicted = self.outbox.push(sequence, &signed[..len]);
-        debug_assert_eq!(evicted.is_some(), evicts);
-        if evicted.is_some() {
-            self.dropped_total = self.dropped_total.saturating_add(1);
+        let signed = &signed[..len];
+
+        // Nothing has changed so far.
+        self.journal.make_room().map_err(RecordError::Journal)?;
+        // The oldest sector is erased: its live readings are gone.
+        if erased_live > 0 {
+            let freed = self.outbox.free_where(|slot| in_erased(slot.record));
+            debug_assert_eq!(freed, erased_live);
+            self.dropped_total = self.dropped_total.saturating_add(erased_live_u64);
+            self.uncounted_drops = self.uncounted_drops.saturating_add(erased_live_u64);
         }
+        let record = match self.journal.append(sequence, signed) {
+            Ok(record) => record,
+            Err(error) => {
+                // The record may have landed (torn or whole): never use the number again.
+                self.sequence.commit();
+                return Err(RecordError::Journal(error));
+            }
+        };
+        // A crash after this line is safe: the reading is durable; if the oldest reading
+        // below is not retired yet, the next boot evicts it again (counted twice, never lost
+        // silently).
+        if evicts_oldest && let Some((_, oldest)) = self.outbox.pop_oldest() {
+            self.dropped_total = self.dropped_total.saturating_add(1);
+            if self.journal.retire(oldest).is_err() {
+                self.journal_failures = self.journal_failures.saturating_add(1);
+            }
+        }
+        let evicted = self.outbox.push(sequence, signed, record);
+        debug_assert!(evicted.is_none(), "room was made above");
+        self.uncounted_drops = 0;
         self.sequence.commit();
         self.advance_schedule(now_ms);
         Ok(sequence)
@@ -296,11 +405,27 @@ impl<const OUTBOX: usize> Logger<OUTBOX> {
                 got: ack.device,
             });
         }
-        let freed = self.outbox.free_where(|sequence| ack.contains(sequence));
+        let journal = &mut self.journal;
+        let mut journal_failures = 0;
+        let freed = self.outbox.free_where(|slot| {
+            if !ack.contains(slot.sequence) {
+                return false;
+            }
+            // Retired in the journal before it leaves the outbox: a crash in between only
+            // brings it back to be sent (and acknowledged) again.
+            if journal.retire(slot.record).is_err() {
+                journal_failures += 1;
+            }
+            true
+        });
+        self.journal_failures = self
+            .journal_failures
+            .saturating_add(u64::try_from(journal_failures).unwrap_or(u64::MAX));
         let freed_u64 = u64::try_from(freed).unwrap_or(u64::MAX);
         Ok(AckOutcome {
             freed,
             not_in_outbox: ack.covered().saturating_sub(freed_u64),
+            journal_failures,
         })
     }
 
@@ -323,9 +448,36 @@ impl<const OUTBOX: usize> Logger<OUTBOX> {
             .count()
     }
 
-    /// Readings evicted unacknowledged since boot.
+    /// Readings evicted unacknowledged since boot (those evicted while restoring included).
     pub fn dropped_total(&self) -> u64 {
         self.dropped_total
+    }
+
+    /// What the journal restored at boot.
+    pub fn restored(&self) -> Restored {
+        self.restored
+    }
+
+    /// Journal records that could not be retired since boot (they would come back after a
+    /// reboot and be sent again).
+    pub fn journal_failures(&self) -> u64 {
+        self.journal_failures
+    }
+
+    /// The journal.
+    pub fn journal(&self) -> &J {
+        &self.journal
+    }
+
+    /// The journal, mutably (e.g. to inspect or fault its flash in tests). Appending or
+    /// retiring records behind the logger's back breaks its invariants.
+    pub fn journal_mut(&mut self) -> &mut J {
+        &mut self.journal
+    }
+
+    /// Stops the logger and gives its journal back (what a power cut leaves is in there).
+    pub fn into_journal(self) -> J {
+        self.journal
     }
 
     /// The sequence number the next reading gets.

@@ -9,6 +9,8 @@
 use protocol::SequenceNumber;
 use protocol::limits::SIGNED_READING_BYTES_MAX;
 
+use crate::journal::RecordRef;
+
 /// Where a reading stands in the uplink cycle.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeliveryState {
@@ -28,6 +30,8 @@ pub(crate) struct Slot {
     len: u8,
     pub(crate) sequence: SequenceNumber,
     pub(crate) state: DeliveryState,
+    /// Where the reading's record is in the journal.
+    pub(crate) record: RecordRef,
 }
 
 impl Slot {
@@ -36,6 +40,7 @@ impl Slot {
         len: 0,
         sequence: SequenceNumber(0),
         state: DeliveryState::Pending,
+        record: RecordRef(0),
     };
 
     pub(crate) fn bytes(&self) -> &[u8] {
@@ -59,6 +64,7 @@ impl core::fmt::Debug for Slot {
             .field("sequence", &self.sequence.0)
             .field("len", &self.len)
             .field("state", &self.state)
+            .field("record", &self.record.0)
             .finish()
     }
 }
@@ -119,6 +125,7 @@ impl<const N: usize> Outbox<N> {
         &mut self,
         sequence: SequenceNumber,
         bytes: &[u8],
+        record: RecordRef,
     ) -> Option<SequenceNumber> {
         assert!(
             bytes.len() <= SIGNED_READING_BYTES_MAX,
@@ -145,17 +152,18 @@ impl<const N: usize> Outbox<N> {
         slot.len = u8::try_from(bytes.len()).unwrap_or(u8::MAX);
         slot.sequence = sequence;
         slot.state = DeliveryState::Pending;
+        slot.record = record;
         self.len += 1;
         evicted
     }
 
     /// Frees every reading for which `done` says so, keeping the others in order; returns how
     /// many were freed.
-    pub(crate) fn free_where(&mut self, mut done: impl FnMut(SequenceNumber) -> bool) -> usize {
+    pub(crate) fn free_where(&mut self, mut done: impl FnMut(&Slot) -> bool) -> usize {
         let mut kept = 0;
         for index in 0..self.len {
             let physical = self.physical(index);
-            if !done(self.slots[physical].sequence) {
+            if !done(&self.slots[physical]) {
                 let target = self.physical(kept);
                 // `target` trails `physical`, so it holds a reading already moved or freed.
                 self.slots.swap(target, physical);
@@ -165,6 +173,14 @@ impl<const N: usize> Outbox<N> {
         let freed = self.len - kept;
         self.len = kept;
         freed
+    }
+
+    /// Removes the oldest reading; returns its sequence number and record.
+    pub(crate) fn pop_oldest(&mut self) -> Option<(SequenceNumber, RecordRef)> {
+        let oldest = self.get(0).map(|slot| (slot.sequence, slot.record))?;
+        self.head = (self.head + 1) % N;
+        self.len -= 1;
+        Some(oldest)
     }
 
     /// Marks every reading in flight as pending again.

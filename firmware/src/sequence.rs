@@ -92,9 +92,17 @@ pub(crate) struct SequenceAllocator {
 }
 
 impl SequenceAllocator {
-    /// Continues at the stored mark and reserves the first block.
-    pub(crate) fn boot<S: SequenceStore>(store: &mut S) -> Result<Self, ReserveError<S::Error>> {
-        let mark = store.load().map_err(ReserveError::Store)?.unwrap_or(0);
+    /// Continues at the stored mark, or at `floor` if that is higher (numbers below it are
+    /// known to be used), and reserves the first block.
+    pub(crate) fn boot<S: SequenceStore>(
+        store: &mut S,
+        floor: u64,
+    ) -> Result<Self, ReserveError<S::Error>> {
+        let mark = store
+            .load()
+            .map_err(ReserveError::Store)?
+            .unwrap_or(0)
+            .max(floor);
         let mut allocator = Self {
             next: mark,
             reserved_until: mark,

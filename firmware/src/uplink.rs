@@ -10,6 +10,7 @@ use hardware::Sample;
 use protocol::SequenceNumber;
 use protocol::limits::ACK_BYTES_MAX;
 
+use crate::journal::OutboxJournal;
 use crate::logger::{AckRefused, Logger, RecordError};
 use crate::sequence::SequenceStore;
 
@@ -38,7 +39,7 @@ pub trait Uplink {
 
 /// What happened to the sample in one [`step`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SampleOutcome<SampleE, StoreE> {
+pub enum SampleOutcome<SampleE, StoreE, JournalE = core::convert::Infallible> {
     /// No sample was due.
     NotDue,
     /// The sample was signed and appended to the outbox under this sequence number.
@@ -46,13 +47,13 @@ pub enum SampleOutcome<SampleE, StoreE> {
     /// The sensors could not be read; the sample was skipped.
     SensorFailed(SampleE),
     /// The sample was read but could not be recorded; it was skipped.
-    RecordFailed(RecordError<StoreE>),
+    RecordFailed(RecordError<StoreE, JournalE>),
 }
 
 /// What one [`step`] did. A failure in one phase does not stop the others, except that a
 /// failing uplink stops the uplink phases.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct StepReport<SampleE, StoreE, UplinkE> {
+pub struct StepReport<SampleE, StoreE, UplinkE, JournalE = core::convert::Infallible> {
     /// Acks applied.
     pub acks_applied: usize,
     /// Readings those acks freed.
@@ -62,7 +63,7 @@ pub struct StepReport<SampleE, StoreE, UplinkE> {
     /// Why the last refused ack was refused.
     pub last_refusal: Option<AckRefused>,
     /// The sample of this step.
-    pub sample: SampleOutcome<SampleE, StoreE>,
+    pub sample: SampleOutcome<SampleE, StoreE, JournalE>,
     /// Uplink messages published.
     pub messages_published: usize,
     /// Readings in those messages.
@@ -80,16 +81,17 @@ pub struct StepReport<SampleE, StoreE, UplinkE> {
 ///
 /// A transport error makes every reading in flight pending again (the connection is
 /// presumed lost) and skips the rest of the uplink work; the next step tries again.
-pub fn step<const OUTBOX: usize, U, S, E>(
-    logger: &mut Logger<OUTBOX>,
+pub fn step<const OUTBOX: usize, J, U, S, E>(
+    logger: &mut Logger<OUTBOX, J>,
     uplink: &mut U,
     store: &mut S,
     now_ms: u64,
     unix_time_ms: u64,
     sample: impl FnOnce() -> Result<Sample, E>,
     uplink_buf: &mut [u8],
-) -> StepReport<E, S::Error, U::Error>
+) -> StepReport<E, S::Error, U::Error, J::Error>
 where
+    J: OutboxJournal,
     U: Uplink,
     S: SequenceStore,
 {

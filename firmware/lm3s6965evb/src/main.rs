@@ -1,7 +1,9 @@
 //! The agritrace logger firmware on QEMU's `lm3s6965evb` (a Cortex-M3 with 256 KiB flash and
 //! 64 KiB RAM).
 //!
-//! Boots a [`firmware::Logger`] with a fixed test key, samples the simulated board of
+//! Boots a [`firmware::Logger`] with a fixed test key and its outbox journal (the same flash
+//! ring code as on a real board, over [`firmware::MemoryFlash`]: QEMU's board has no flash
+//! driver here), samples the simulated board of
 //! `hardware::sim` through the real drivers (the SHT4x driver's command bytes are answered by
 //! the simulated sensor), signs [`READINGS`] readings and publishes them through
 //! [`firmware::step`] to an uplink that writes each signed reading as a hex line over
@@ -24,7 +26,10 @@ use cortex_m_rt::entry;
 use cortex_m_semihosting::{debug, hprintln};
 use panic_semihosting as _;
 
-use firmware::{DeviceConfig, Logger, MemorySequenceStore, SampleOutcome, Uplink, step};
+use firmware::{
+    DeviceConfig, FlashJournal, Logger, MemoryFlash, MemorySequenceStore, SampleOutcome, Uplink,
+    step,
+};
 use hardware::sim::{SimWorld, SimulatedLogger, VoyageProfile};
 use protocol::limits::{ACK_BYTES_MAX, SIGNED_READING_BYTES_MAX};
 use protocol::{AckBuilder, DeviceId, KeyEpoch, SequenceNumber, SigningKey};
@@ -48,6 +53,8 @@ const CONFIG: DeviceConfig = DeviceConfig {
 };
 /// Outbox slots (about 150 bytes each).
 const OUTBOX: usize = 16;
+/// The journal's flash: 4 sectors of 1 KiB (6 records each), 4-byte writes, in RAM.
+type JournalFlash = MemoryFlash<4096, 4, 1024>;
 /// Uplink buffer: a backlog of the whole outbox fits.
 const UPLINK_BUFFER_BYTES: usize = 2 + OUTBOX * (2 + SIGNED_READING_BYTES_MAX);
 
@@ -121,7 +128,11 @@ fn main() -> ! {
 
     let key = SigningKey::from_bytes(&KEY_SEED);
     let mut store = MemorySequenceStore::new();
-    let Ok(mut logger) = Logger::<OUTBOX>::boot(CONFIG, key, &mut store) else {
+    let Ok(journal) = FlashJournal::open(JournalFlash::new(), 0..4096) else {
+        fail("the journal region is unusable");
+    };
+    let Ok(mut logger) = Logger::<OUTBOX, _>::boot_with_journal(CONFIG, key, &mut store, journal)
+    else {
         fail("boot failed");
     };
     let mut hex = [0u8; 64];

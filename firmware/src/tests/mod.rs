@@ -2,6 +2,7 @@
 //! outbox order, acks, eviction, resends, the driver step. `model` holds the property tests
 //! against a naive model.
 
+mod journal;
 mod model;
 
 use std::vec::Vec;
@@ -475,7 +476,8 @@ fn an_ack_frees_exactly_the_named_sequences() {
         outcome,
         AckOutcome {
             freed: 2,
-            not_in_outbox: 0
+            not_in_outbox: 0,
+            journal_failures: 0,
         }
     );
     assert_eq!(outbox_sequences(&logger), [0, 2, 4]);
@@ -485,7 +487,8 @@ fn an_ack_frees_exactly_the_named_sequences() {
         outcome,
         AckOutcome {
             freed: 0,
-            not_in_outbox: 2
+            not_in_outbox: 2,
+            journal_failures: 0,
         }
     );
     // A pending reading can be acked too (the backend got an earlier copy).
@@ -532,7 +535,8 @@ fn an_ack_naming_an_eviction_gap_or_a_rejected_reading_does_not_stall_the_outbox
         outcome,
         AckOutcome {
             freed: 3,
-            not_in_outbox: 2
+            not_in_outbox: 2,
+            journal_failures: 0,
         }
     );
     assert_eq!(outbox_sequences(&logger), [4]);

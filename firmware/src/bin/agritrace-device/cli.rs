@@ -27,8 +27,11 @@ wait in the outbox and are sent again after the device reconnects.
 
 Keys live in the keys directory, one file per device (<device-id>.key, readable by its owner \
 only), next to a sequence file per device (<device-id>.seq) that makes sure a restarted device \
-never reuses a sequence number. manifest.json in the same directory lists every device id with \
-its public key: hand it to the backend to register the devices. Do not delete the .seq files.
+never reuses a sequence number, and an outbox journal per device (<device-id>.outbox, up to \
+192 KiB) that keeps every signed reading until the backend acknowledges it, so a restart, a \
+crash or kill -9 loses none: they are sent after the restart. manifest.json in the same \
+directory lists every device id with its public key: hand it to the backend to register the \
+devices. Do not delete the .seq or .outbox files.
 
 Every flag can also be set through the environment variable shown with it.";
 
@@ -129,6 +132,13 @@ pub struct Args {
     /// Create the keys and manifest.json, print the manifest path, and exit without connecting.
     #[arg(long)]
     pub provision_only: bool,
+
+    /// Print one line on standard output for every reading once it is durable in the
+    /// device's outbox journal (`persisted <device-id> <sequence>`), and for every reading
+    /// restored from it at start (`restored <device-id> <sequence>`). For audits and crash
+    /// tests: a reading printed as persisted is never lost, not even to kill -9.
+    #[arg(long, env = "AGRITRACE_PRINT_PERSISTED")]
+    pub print_persisted: bool,
 
     /// Log filter, e.g. info, debug, or agritrace_device=debug,rumqttc=warn.
     #[arg(

@@ -17,7 +17,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
-use firmware::{DeviceConfig, FileSequenceStore, Logger};
+use firmware::{
+    DeviceConfig, FILE_FLASH_SECTOR_BYTES, FileFlash, FileFlashError, FileSequenceStore,
+    FlashJournal, JournalError, Logger,
+};
 use hardware::sim::{SimulatedLogger, VoyageProfile};
 use protocol::limits::UPLINK_BYTES_MAX;
 use rumqttc::QoS;
@@ -32,6 +35,11 @@ use crate::mqtt::{Link, LinkConfig, LinkEvent, PUBLISH_WINDOW};
 /// Readings the outbox of one simulated device holds before it evicts the oldest: about 17
 /// hours of broker outage at one reading a minute, about 140 KiB of memory per device.
 pub const OUTBOX_READINGS: usize = 1024;
+
+/// Erase sectors of a device's journal file (`<device-id>.outbox`, 4 KiB each, 26 records
+/// per sector): enough for a full outbox plus the sector being written, so the RAM outbox,
+/// not the ring, decides what is evicted. The file grows as it is written, up to 192 KiB.
+const JOURNAL_SECTORS: u32 = 48;
 
 /// Most samples taken in one turn of the loop when the host fell behind schedule, so that
 /// acks and connection events are still handled in between.
@@ -65,6 +73,10 @@ pub struct DeviceStats {
     pub connections: AtomicU64,
     /// Acks refused (malformed, or for another device).
     pub acks_refused: AtomicU64,
+    /// Readings restored from the journal at start.
+    pub restored: AtomicU64,
+    /// Journal writes that failed (readings not recorded, acks not made durable).
+    pub journal_failures: AtomicU64,
     /// Whether the device stopped with an empty outbox.
     pub drained: AtomicBool,
 }
@@ -88,6 +100,9 @@ pub struct DeviceSetup {
     pub start: Instant,
     pub link: LinkConfig,
     pub backoff: Backoff,
+    /// Print `persisted <device-id> <sequence>` on standard output once a reading is durable
+    /// in the journal, and `restored <device-id> <sequence>` for each reading restored at start.
+    pub print_persisted: bool,
 }
 
 /// Runs one device until it has taken its readings (or `stop` turns true) and its outbox is
@@ -108,17 +123,55 @@ pub async fn run(
         resend_after_ms: setup.resend_after_ms,
     };
     let mut store = FileSequenceStore::new(keys_dir.join(format!("{device_id}.seq")));
+    let journal_path = keys_dir.join(format!("{device_id}.outbox"));
+    let journal_bytes = JOURNAL_SECTORS * u32::try_from(FILE_FLASH_SECTOR_BYTES)?;
+    let journal = FileFlash::open(&journal_path, usize::try_from(journal_bytes)?)
+        .map_err(|error| journal_error(JournalError::Flash(error)))
+        .and_then(|flash| FlashJournal::open(flash, 0..journal_bytes).map_err(journal_error))
+        .with_context(|| {
+            format!(
+                "while opening the outbox journal {} of device {device_id}",
+                journal_path.display()
+            )
+        })?;
+    let usable = journal.capacity_records() - journal.records_per_sector();
+    anyhow::ensure!(
+        usize::try_from(usable).is_ok_and(|usable| usable >= OUTBOX_READINGS),
+        "the outbox journal holds {usable} readings, fewer than the outbox's {OUTBOX_READINGS}"
+    );
+    let torn = journal.torn_at_open();
     // Boxed: the outbox is ~140 KiB and the future holding it moves onto the heap anyway.
-    let mut logger: Box<Logger<OUTBOX_READINGS>> = Box::new(
-        Logger::boot(config, setup.key.signing_key.clone(), &mut store)
+    let mut logger: Box<Logger<OUTBOX_READINGS, FlashJournal<FileFlash>>> = Box::new(
+        Logger::boot_with_journal(config, setup.key.signing_key.clone(), &mut store, journal)
             .map_err(boot_error)
             .with_context(|| {
                 format!(
-                    "while starting device {device_id} (sequence file {})",
-                    store.path().display()
+                    "while starting device {device_id} (sequence file {}, journal {})",
+                    store.path().display(),
+                    journal_path.display()
                 )
             })?,
     );
+    let restored = logger.restored();
+    stats.restored.store(
+        u64::try_from(restored.restored).unwrap_or(u64::MAX),
+        Ordering::Relaxed,
+    );
+    if setup.print_persisted {
+        for entry in logger.outbox() {
+            println!("restored {device_id} {}", entry.sequence.0);
+        }
+    }
+    if restored != firmware::Restored::default() || torn > 0 {
+        info!(
+            device_id = %device_id,
+            restored = restored.restored,
+            evicted = restored.evicted,
+            torn,
+            stale = restored.stale,
+            "outbox restored from the journal"
+        );
+    }
     let profile = VoyageProfile {
         start_unix_s: setup.start_unix_ms / 1000,
         ..VoyageProfile::mangoes_yunnan_to_rotterdam()
@@ -189,6 +242,10 @@ pub async fn run(
                         recorded += 1;
                         stats.recorded.store(recorded, Ordering::Relaxed);
                         stats.last_sequence.store(sequence.0, Ordering::Relaxed);
+                        if setup.print_persisted {
+                            // Printed only once `record` returned: the reading is durable.
+                            println!("persisted {device_id} {}", sequence.0);
+                        }
                         debug!(
                             device_id = %device_id,
                             sequence = sequence.0,
@@ -207,6 +264,10 @@ pub async fn run(
                     }
                     Err(error) => {
                         stats.sample_failures.fetch_add(1, Ordering::Relaxed);
+                        if let firmware::RecordError::Journal(cause) = &error {
+                            stats.journal_failures.fetch_add(1, Ordering::Relaxed);
+                            warn!(device_id = %device_id, sim_ms = due, %cause, "journal write failed");
+                        }
                         warn!(device_id = %device_id, sim_ms = due, %error, "reading not recorded");
                         logger.skip_sample(due);
                     }
@@ -310,6 +371,17 @@ pub async fn run(
                     Ok(outcome) => {
                         let freed = u64::try_from(outcome.freed).unwrap_or(u64::MAX);
                         stats.acked.fetch_add(freed, Ordering::Relaxed);
+                        if outcome.journal_failures > 0 {
+                            let failures =
+                                u64::try_from(outcome.journal_failures).unwrap_or(u64::MAX);
+                            stats.journal_failures.fetch_add(failures, Ordering::Relaxed);
+                            warn!(
+                                device_id = %device_id,
+                                failures = outcome.journal_failures,
+                                "acknowledged readings not retired in the journal; \
+                                 they are sent again after a restart"
+                            );
+                        }
                         debug!(
                             device_id = %device_id,
                             freed = outcome.freed,
@@ -352,11 +424,26 @@ pub async fn run(
     Ok(drained)
 }
 
-/// A boot error with the sequence file's I/O error in its cause chain.
-fn boot_error(error: firmware::BootError<std::io::Error>) -> anyhow::Error {
+/// A boot error with the sequence file's or the journal's error in its cause chain.
+fn boot_error(
+    error: firmware::BootError<std::io::Error, JournalError<FileFlashError>>,
+) -> anyhow::Error {
     match error {
         firmware::BootError::Store(io) => {
             anyhow::Error::new(io).context("the sequence reservation file cannot be used")
+        }
+        firmware::BootError::Journal(error) => {
+            journal_error(error).context("the outbox journal cannot be read")
+        }
+        other => anyhow::anyhow!("{other}"),
+    }
+}
+
+/// A journal error with the file's I/O error in its cause chain.
+fn journal_error(error: JournalError<FileFlashError>) -> anyhow::Error {
+    match error {
+        JournalError::Flash(FileFlashError::Io(io)) => {
+            anyhow::Error::new(io).context("the journal file failed")
         }
         other => anyhow::anyhow!("{other}"),
     }

@@ -147,6 +147,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
                 start_unix_ms,
                 start,
                 link: link.clone(),
+                print_persisted: args.print_persisted,
                 backoff: Backoff::new(
                     BACKOFF_BASE_MS,
                     BACKOFF_CAP_MS,
