@@ -39,8 +39,8 @@
 //! Records are appended at the *head*, slot after slot, sector after sector, around the
 //! ring; sequence numbers grow along the ring. Before the head enters a sector that is not
 //! blank, that sector (the oldest) is erased: its live readings are evicted, and the logger
-//! counts them in the `dropped_samples` of the reading being appended (plan first with
-//! [`OutboxJournal::next_append_erases`]). A sector other than the head's whose records are
+//! counts them (with the counts they carried) in the `dropped_samples` of the reading being
+//! appended (plan first with [`OutboxJournal::next_append_erases`]). A sector other than the head's whose records are
 //! all retired is erased as soon as its last record is retired, so acknowledged data does not
 //! linger and the head usually finds blank sectors.
 //!
@@ -91,7 +91,7 @@ pub struct Restored {
     /// Live readings handed back, oldest first.
     pub restored: usize,
     /// Live readings beyond `keep_newest` that were retired instead (the oldest ones): the
-    /// logger counts them as evicted.
+    /// logger counts them as evicted, with the counts they carried.
     pub evicted: usize,
     /// Slots that hold neither a record nor blank flash (cut writes).
     pub torn: usize,
@@ -111,7 +111,7 @@ pub struct Restored {
 /// - [`OutboxJournal::make_room`] erases exactly the records that
 ///   [`OutboxJournal::next_append_erases`] named; `append` calls it first if it was not.
 /// - `restore` yields live records in the order they were appended, with strictly
-///   increasing sequence numbers.
+///   increasing sequence numbers; the ones it evicts come first, the ones it keeps after.
 pub trait OutboxJournal {
     /// What went wrong in the storage.
     type Error;
@@ -137,12 +137,14 @@ pub trait OutboxJournal {
     fn retire(&mut self, record: RecordRef) -> Result<(), Self::Error>;
 
     /// Hands every live record to `found`, oldest first; when there are more than
-    /// `keep_newest`, retires the oldest ones instead and counts them in
-    /// [`Restored::evicted`].
+    /// `keep_newest`, retires the oldest ones instead, hands each to `evicted` once it is
+    /// retired (so the logger can carry the eviction counts signed into them), and counts
+    /// them in [`Restored::evicted`].
     fn restore(
         &mut self,
         keep_newest: usize,
         found: impl FnMut(RecordRef, SequenceNumber, &[u8]),
+        evicted: impl FnMut(SequenceNumber, &[u8]),
     ) -> Result<Restored, Self::Error>;
 }
 
@@ -178,6 +180,7 @@ impl OutboxJournal for NoJournal {
         &mut self,
         _: usize,
         _: impl FnMut(RecordRef, SequenceNumber, &[u8]),
+        _: impl FnMut(SequenceNumber, &[u8]),
     ) -> Result<Restored, Self::Error> {
         Ok(Restored::default())
     }
@@ -648,6 +651,7 @@ impl<F: NorFlash> OutboxJournal for FlashJournal<F> {
         &mut self,
         keep_newest: usize,
         mut found: impl FnMut(RecordRef, SequenceNumber, &[u8]),
+        mut evicted: impl FnMut(SequenceNumber, &[u8]),
     ) -> Result<Restored, Self::Error> {
         let mut buf = [0u8; SLOT_BYTES_MAX];
         let mut report = Restored::default();
@@ -693,6 +697,7 @@ impl<F: NorFlash> OutboxJournal for FlashJournal<F> {
             if index < excess {
                 // `signed_reading` borrows `buf`, not the journal.
                 self.retire(RecordRef(slot))?;
+                evicted(SequenceNumber(sequence), signed_reading);
                 report.evicted += 1;
             } else {
                 found(RecordRef(slot), SequenceNumber(sequence), signed_reading);

@@ -10,7 +10,10 @@
 //! - A sequence number is used at most once, also across reboots (see [`crate::sequence`]).
 //! - A reading leaves the outbox only when an ack from the backend names its sequence number,
 //!   or when it is evicted to make room; every eviction is counted in the
-//!   `dropped_samples` field of the reading that caused it, so the gap it leaves is signed.
+//!   `dropped_samples` field of the next reading recorded, so the gap it leaves is signed.
+//!   An evicted reading's own `dropped_samples` moves on with it (it counts 1 + what it
+//!   carried), so the counts of the readings that are eventually delivered add up to the
+//!   number of readings evicted, however many carriers are evicted in a row.
 //! - With a durable [`OutboxJournal`] (a [`crate::FlashJournal`]), a reading is in the
 //!   journal before it can be published, and is retired in the journal before it leaves the
 //!   outbox; [`Logger::boot_with_journal`] restores every reading that was not retired.
@@ -141,7 +144,7 @@ pub struct Logger<const OUTBOX: usize, J: OutboxJournal = NoJournal> {
     restored: Restored,
     next_sample_at_ms: u64,
     dropped_total: u64,
-    /// Evictions not yet counted in a signed reading.
+    /// Evictions (with the counts the evicted readings carried) not yet signed into a reading.
     uncounted_drops: u64,
     journal_failures: u64,
 }
@@ -183,8 +186,8 @@ impl<const OUTBOX: usize> Logger<OUTBOX, NoJournal> {
 impl<const OUTBOX: usize, J: OutboxJournal> Logger<OUTBOX, J> {
     /// Starts the logger after a (re)boot with its outbox journal: restores every reading the
     /// journal holds that was neither acknowledged nor evicted, oldest first, all due for
-    /// sending at once (if there are more than `OUTBOX`, the oldest are evicted and counted
-    /// in the next reading's `dropped_samples`); continues the sequence above both the mark
+    /// sending at once (if there are more than `OUTBOX`, the oldest are evicted and counted,
+    /// with the counts they carried, in the next reading's `dropped_samples`); continues the sequence above both the mark
     /// in `store` and the journal's newest record, durably reserving a block of numbers
     /// before using any. The first sample is due at once.
     pub fn boot_with_journal<S: SequenceStore>(
@@ -204,11 +207,20 @@ impl<const OUTBOX: usize, J: OutboxJournal> Logger<OUTBOX, J> {
             ReserveError::Exhausted => BootError::SequenceExhausted,
         })?;
         let mut outbox = Outbox::new();
+        let mut uncounted_drops = 0u64;
         let restored = journal
-            .restore(OUTBOX, |record, sequence, signed_reading| {
-                let evicted = outbox.push(sequence, signed_reading, record);
-                debug_assert!(evicted.is_none(), "the journal restores at most OUTBOX");
-            })
+            .restore(
+                OUTBOX,
+                |record, sequence, signed_reading| {
+                    let carried = carried_by(signed_reading);
+                    let evicted = outbox.push(sequence, signed_reading, record, carried);
+                    debug_assert!(evicted.is_none(), "the journal restores at most OUTBOX");
+                },
+                |_, signed_reading| {
+                    uncounted_drops =
+                        uncounted_drops.saturating_add(eviction_weight(carried_by(signed_reading)));
+                },
+            )
             .map_err(BootError::Journal)?;
         let evicted = u64::try_from(restored.evicted).unwrap_or(u64::MAX);
         Ok(Self {
@@ -220,7 +232,7 @@ impl<const OUTBOX: usize, J: OutboxJournal> Logger<OUTBOX, J> {
             restored,
             next_sample_at_ms: 0,
             dropped_total: evicted,
-            uncounted_drops: evicted,
+            uncounted_drops,
             journal_failures: 0,
         })
     }
@@ -248,7 +260,8 @@ impl<const OUTBOX: usize, J: OutboxJournal> Logger<OUTBOX, J> {
     /// Signs `sample` as the next reading, appends it to the journal and then to the
     /// outbox, evicting what must go to make room: the live readings of the journal's oldest
     /// sector when its ring is full, then the oldest reading if the outbox is full. The new
-    /// reading's `dropped_samples` counts them (and evictions not counted yet, e.g. at boot).
+    /// reading's `dropped_samples` counts them, each with the `dropped_samples` it carried
+    /// itself (and evictions not counted yet, e.g. at boot).
     /// May write `store` to reserve the next block of sequence numbers. Schedules the next
     /// sample one period after the one that was due (or after `now_ms` if the logger fell
     /// behind).
@@ -265,17 +278,35 @@ impl<const OUTBOX: usize, J: OutboxJournal> Logger<OUTBOX, J> {
         let sequence = self.sequence.reserve(store)?;
         let erases = self.journal.next_append_erases();
         let in_erased = |record| erases.as_ref().is_some_and(|range| range.contains(&record));
-        let erased_live = self
+        // An evicted reading counts itself and the evictions it carried: they would be lost
+        // with it otherwise.
+        let (erased_live, erased_weight) = self
             .outbox
             .iter()
             .filter(|slot| in_erased(slot.record))
-            .count();
+            .fold((0usize, 0u64), |(count, weight), slot| {
+                (
+                    count + 1,
+                    weight.saturating_add(eviction_weight(slot.carried)),
+                )
+            });
         let evicts_oldest = self.outbox.len() - erased_live == OUTBOX;
+        // The oldest reading that the erase leaves is the one evicted for the RAM outbox.
+        let oldest_weight = if evicts_oldest {
+            self.outbox
+                .iter()
+                .find(|slot| !in_erased(slot.record))
+                .map_or(0, |slot| eviction_weight(slot.carried))
+        } else {
+            0
+        };
         let erased_live_u64 = u64::try_from(erased_live).unwrap_or(u64::MAX);
         let dropped = self
             .uncounted_drops
-            .saturating_add(erased_live_u64)
-            .saturating_add(u64::from(evicts_oldest));
+            .saturating_add(erased_weight)
+            .saturating_add(oldest_weight);
+        // Beyond u32::MAX, the rest waits for the next reading instead of being lost.
+        let signed_drops = u32::try_from(dropped).unwrap_or(u32::MAX);
         let reading = Reading {
             device: self.config.device,
             key_epoch: self.config.key_epoch,
@@ -294,7 +325,7 @@ impl<const OUTBOX: usize, J: OutboxJournal> Logger<OUTBOX, J> {
             },
             shock_events: sample.shock_events,
             battery_mv: sample.battery_mv,
-            dropped_samples: u32::try_from(dropped).unwrap_or(u32::MAX),
+            dropped_samples: signed_drops,
         };
         let mut signed = [0u8; SIGNED_READING_BYTES_MAX];
         let len = encode_signed_reading(&reading, &self.key, &mut signed)?;
@@ -307,7 +338,7 @@ impl<const OUTBOX: usize, J: OutboxJournal> Logger<OUTBOX, J> {
             let freed = self.outbox.free_where(|slot| in_erased(slot.record));
             debug_assert_eq!(freed, erased_live);
             self.dropped_total = self.dropped_total.saturating_add(erased_live_u64);
-            self.uncounted_drops = self.uncounted_drops.saturating_add(erased_live_u64);
+            self.uncounted_drops = self.uncounted_drops.saturating_add(erased_weight);
         }
         let record = match self.journal.append(sequence, signed) {
             Ok(record) => record,
@@ -320,15 +351,15 @@ impl<const OUTBOX: usize, J: OutboxJournal> Logger<OUTBOX, J> {
         // A crash after this line is safe: the reading is durable; if the oldest reading
         // below is not retired yet, the next boot evicts it again (counted twice, never lost
         // silently).
-        if evicts_oldest && let Some((_, oldest)) = self.outbox.pop_oldest() {
+        if evicts_oldest && let Some(oldest) = self.outbox.pop_oldest() {
             self.dropped_total = self.dropped_total.saturating_add(1);
             if self.journal.retire(oldest).is_err() {
                 self.journal_failures = self.journal_failures.saturating_add(1);
             }
         }
-        let evicted = self.outbox.push(sequence, signed, record);
+        let evicted = self.outbox.push(sequence, signed, record, signed_drops);
         debug_assert!(evicted.is_none(), "room was made above");
-        self.uncounted_drops = 0;
+        self.uncounted_drops = dropped - u64::from(signed_drops);
         self.sequence.commit();
         self.advance_schedule(now_ms);
         Ok(sequence)
@@ -354,8 +385,9 @@ impl<const OUTBOX: usize, J: OutboxJournal> Logger<OUTBOX, J> {
     /// The next uplink message: the oldest readings that are pending, or in flight for at
     /// least `resend_after_ms`, in sequence order, as many as fit `buf` (at most
     /// [`BACKLOG_READINGS_MAX`]). One reading goes out as a single-reading message, more as a
-    /// backlog. They are marked in flight since `now_ms`. `None` when nothing is due or `buf`
-    /// is shorter than [`UPLINK_BUFFER_BYTES_MIN`].
+    /// backlog; when `buf` cannot hold a backlog of two, the oldest goes out alone as a
+    /// single-reading message. They are marked in flight since `now_ms`. `None` when nothing
+    /// is due or `buf` is shorter than [`UPLINK_BUFFER_BYTES_MIN`].
     ///
     /// The caller publishes the message; if that fails it calls
     /// [`Logger::on_connection_lost`] so the readings go out again.
@@ -371,6 +403,13 @@ impl<const OUTBOX: usize, J: OutboxJournal> Logger<OUTBOX, J> {
             [] => return None,
             [only] => {
                 let slot = self.outbox.get(*only)?;
+                (UplinkWriter::single(buf, slot.bytes()).ok()?, 1)
+            }
+            [first, second, ..] if !self.backlog_of_two_fits(*first, *second, buf) => {
+                // A buffer that holds one reading but not a backlog of two (131 to about 265
+                // bytes): one reading at a time, as a single-reading message, rather than
+                // nothing at all.
+                let slot = self.outbox.get(*first)?;
                 (UplinkWriter::single(buf, slot.bytes()).ok()?, 1)
             }
             several => {
@@ -391,6 +430,20 @@ impl<const OUTBOX: usize, J: OutboxJournal> Logger<OUTBOX, J> {
             }
         }
         Some(message)
+    }
+
+    /// Whether a backlog message holding the readings at outbox positions `first` and
+    /// `second` fits `buf`. Tried in `buf` itself (the message built next overwrites it), so
+    /// that the size rules stay those of [`UplinkWriter`].
+    fn backlog_of_two_fits(&self, first: usize, second: usize, buf: &mut [u8]) -> bool {
+        let Ok(mut trial) = UplinkWriter::backlog(buf) else {
+            return false;
+        };
+        [first, second].into_iter().all(|index| {
+            self.outbox
+                .get(index)
+                .is_some_and(|slot| trial.push(slot.bytes()).is_ok())
+        })
     }
 
     /// Applies an ack received on the device's acks topic: frees exactly the readings whose
@@ -453,6 +506,12 @@ impl<const OUTBOX: usize, J: OutboxJournal> Logger<OUTBOX, J> {
         self.dropped_total
     }
 
+    /// Evictions not signed into a reading yet: the next reading's `dropped_samples` carries
+    /// them (after a restore that evicted readings, or a journal failure after an erase).
+    pub fn uncounted_drops(&self) -> u64 {
+        self.uncounted_drops
+    }
+
     /// What the journal restored at boot.
     pub fn restored(&self) -> Restored {
         self.restored
@@ -503,4 +562,17 @@ impl<const OUTBOX: usize, J: OutboxJournal> Logger<OUTBOX, J> {
     pub fn acks_topic(&self) -> Topic {
         topic::acks_topic(self.config.device)
     }
+}
+
+/// What evicting a reading that carried `carried` evictions adds to the next reading's
+/// `dropped_samples`: itself and what it carried.
+fn eviction_weight(carried: u32) -> u64 {
+    u64::from(carried).saturating_add(1)
+}
+
+/// The `dropped_samples` signed into a reading of the outbox. The journal only holds readings
+/// this logger signed; one that does not decode (written by other firmware) carries nothing.
+fn carried_by(signed_reading: &[u8]) -> u32 {
+    protocol::SignedReading::decode(signed_reading)
+        .map_or(0, |signed| signed.reading().dropped_samples)
 }

@@ -32,6 +32,9 @@ pub(crate) struct Slot {
     pub(crate) state: DeliveryState,
     /// Where the reading's record is in the journal.
     pub(crate) record: RecordRef,
+    /// The `dropped_samples` signed into the reading: if it is evicted too, this count moves
+    /// on to the next reading recorded, so that it is not lost with it.
+    pub(crate) carried: u32,
 }
 
 impl Slot {
@@ -41,6 +44,7 @@ impl Slot {
         sequence: SequenceNumber(0),
         state: DeliveryState::Pending,
         record: RecordRef(0),
+        carried: 0,
     };
 
     pub(crate) fn bytes(&self) -> &[u8] {
@@ -65,6 +69,7 @@ impl core::fmt::Debug for Slot {
             .field("len", &self.len)
             .field("state", &self.state)
             .field("record", &self.record.0)
+            .field("carried", &self.carried)
             .finish()
     }
 }
@@ -120,12 +125,14 @@ impl<const N: usize> Outbox<N> {
 
     /// Appends a reading as pending, evicting the oldest one when full; returns the evicted
     /// reading's sequence number. `bytes` must fit a slot and `sequence` must be above every
-    /// sequence in the outbox (the logger's allocator guarantees both).
+    /// sequence in the outbox (the logger's allocator guarantees both). `carried` is the
+    /// `dropped_samples` signed into `bytes`.
     pub(crate) fn push(
         &mut self,
         sequence: SequenceNumber,
         bytes: &[u8],
         record: RecordRef,
+        carried: u32,
     ) -> Option<SequenceNumber> {
         assert!(
             bytes.len() <= SIGNED_READING_BYTES_MAX,
@@ -153,6 +160,7 @@ impl<const N: usize> Outbox<N> {
         slot.sequence = sequence;
         slot.state = DeliveryState::Pending;
         slot.record = record;
+        slot.carried = carried;
         self.len += 1;
         evicted
     }
@@ -175,9 +183,9 @@ impl<const N: usize> Outbox<N> {
         freed
     }
 
-    /// Removes the oldest reading; returns its sequence number and record.
-    pub(crate) fn pop_oldest(&mut self) -> Option<(SequenceNumber, RecordRef)> {
-        let oldest = self.get(0).map(|slot| (slot.sequence, slot.record))?;
+    /// Removes the oldest reading; returns its record.
+    pub(crate) fn pop_oldest(&mut self) -> Option<RecordRef> {
+        let oldest = self.get(0).map(|slot| slot.record)?;
         self.head = (self.head + 1) % N;
         self.len -= 1;
         Some(oldest)

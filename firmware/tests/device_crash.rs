@@ -17,7 +17,8 @@
 //!   ([`firmware::SEQUENCE_RESERVE`]) past the last signed reading;
 //! - after each kill, the next start restored every persisted reading that had not arrived
 //!   by the kill (and only numbers of earlier runs), and across the test at least one
-//!   reading really came back that way;
+//!   reading really came back that way (the stalled runs make sure of it: they wait until
+//!   every device persisted readings the stand-in no longer acknowledges);
 //! - the last run exits 0, which the binary does only when every outbox drained.
 //!
 //! Needs `/usr/sbin/mosquitto`. Timeouts only guard against hangs; nothing asserts on timing.
@@ -187,6 +188,23 @@ fn a_device_killed_mid_run_loses_no_persisted_reading_and_skips_only_abandoned_r
         let stalled = run % 2 == 1;
         if stalled {
             subscriber.ignore_next(u64::MAX);
+            // At least two readings per device persisted after the stall began (they cannot
+            // be acknowledged before the kill), then a seeded while more.
+            let printed = parse_lines(&process.stdout());
+            let before: BTreeMap<DeviceId, usize> = devices
+                .iter()
+                .map(|&d| (d, of(&printed.persisted, d).len()))
+                .collect();
+            wait_for(
+                "every device to persist readings while unacknowledged",
+                Duration::from_secs(60),
+                || {
+                    let printed = parse_lines(&process.stdout());
+                    devices
+                        .iter()
+                        .all(|&d| of(&printed.persisted, d).len() >= before[&d] + 2)
+                },
+            );
             std::thread::sleep(Duration::from_millis(timings.next_ms(200, 600)));
         }
         process.kill();

@@ -58,7 +58,10 @@ pub struct Reading {
     pub shock_events: u16,
     pub battery_mv: u16,
     /// Readings evicted from the device's outbox before they were acknowledged since the
-    /// previous reading, so that a gap in sequence numbers is signed and visible.
+    /// previous reading was recorded, including counts carried by evicted readings (an
+    /// evicted reading's own `dropped_samples` moves on to the next reading), so that a gap
+    /// in sequence numbers is signed and visible and the counts of the readings delivered
+    /// add up to the readings lost.
     pub dropped_samples: u32,
 }
 

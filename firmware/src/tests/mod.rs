@@ -8,7 +8,9 @@ mod model;
 use std::vec::Vec;
 
 use hardware::{Position, Sample};
-use protocol::limits::{ACK_BYTES_MAX, BACKLOG_READINGS_MAX, UPLINK_BYTES_MAX};
+use protocol::limits::{
+    ACK_BYTES_MAX, BACKLOG_READINGS_MAX, SIGNED_READING_BYTES_MAX, UPLINK_BYTES_MAX,
+};
 use protocol::{
     AckBuilder, AckError, DeviceId, KeyEpoch, Reading, SequenceNumber, SigningKey, UplinkKind,
     verify_signed_reading,
@@ -452,6 +454,32 @@ fn a_short_buffer_gets_as_many_readings_as_fit_and_the_rest_wait() {
 }
 
 #[test]
+fn any_buffer_from_the_minimum_up_sends_every_reading_even_when_a_backlog_does_not_fit() {
+    // From UPLINK_BUFFER_BYTES_MIN up to where a backlog of two fits, the readings go out one
+    // single-reading message at a time; above it, as backlogs. Never stuck.
+    for len in crate::UPLINK_BUFFER_BYTES_MIN..=2 + 3 * (2 + SIGNED_READING_BYTES_MAX) {
+        let mut store = FaultyStore::default();
+        let mut logger = boot(&mut store);
+        record_n(&mut logger, &mut store, 0, 5);
+        let mut buf = std::vec![0u8; len];
+        let mut sent = Vec::new();
+        while let Some(message) = logger.next_uplink(0, &mut buf) {
+            let readings = sequences_of(message);
+            let kind = protocol::Uplink::decode(message).unwrap().kind();
+            let expected_kind = if readings.len() == 1 {
+                UplinkKind::Reading
+            } else {
+                UplinkKind::Backlog
+            };
+            assert_eq!(kind, expected_kind, "buffer of {len} bytes");
+            sent.extend(readings);
+        }
+        assert_eq!(sent, [0, 1, 2, 3, 4], "buffer of {len} bytes");
+        assert_eq!(logger.in_flight(), 5, "buffer of {len} bytes");
+    }
+}
+
+#[test]
 fn a_backlog_message_holds_at_most_the_protocol_limit() {
     let mut store = FaultyStore::default();
     let mut logger: Logger<64> = Logger::boot(config(), key(), &mut store).unwrap();
@@ -519,6 +547,34 @@ fn a_full_outbox_evicts_the_oldest_and_the_next_reading_says_so() {
     record_n(&mut logger, &mut store, 6, 1);
     assert_eq!(outbox_sequences(&logger), [3, 4, 5, 6]);
     assert_eq!(logger.dropped_total(), 3);
+}
+
+#[test]
+fn an_evicted_reading_passes_on_the_count_it_carried() {
+    // One slot: b evicts a (b says 1), c evicts b (c says 2: b and the one b carried), d
+    // evicts c (3). Only d reaches the backend, and it signs the whole gap.
+    let mut store = FaultyStore::default();
+    let mut logger: Logger<1> = Logger::boot(config(), key(), &mut store).unwrap();
+    let mut buf = [0u8; UPLINK_BYTES_MAX];
+    let mut signed = Vec::new();
+    for i in 0..4 {
+        record_n(&mut logger, &mut store, i, 1);
+        let readings = readings_of(logger.next_uplink(0, &mut buf).unwrap());
+        signed.push((readings[0].sequence.0, readings[0].dropped_samples));
+    }
+    assert_eq!(signed, [(0, 0), (1, 1), (2, 2), (3, 3)]);
+    assert_eq!(logger.dropped_total(), 3);
+    // Acknowledged readings carry nothing on: the next eviction counts 1 again.
+    logger.on_ack(&ack_bytes(DEVICE, &[3])).unwrap();
+    record_n(&mut logger, &mut store, 4, 2);
+    let readings = readings_of(logger.next_uplink(0, &mut buf).unwrap());
+    assert_eq!(
+        readings
+            .iter()
+            .map(|r| (r.sequence.0, r.dropped_samples))
+            .collect::<Vec<_>>(),
+        [(5, 1)]
+    );
 }
 
 #[test]

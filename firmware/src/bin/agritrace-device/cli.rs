@@ -31,7 +31,10 @@ never reuses a sequence number, and an outbox journal per device (<device-id>.ou
 192 KiB) that keeps every signed reading until the backend acknowledges it, so a restart, a \
 crash or kill -9 loses none: they are sent after the restart. manifest.json in the same \
 directory lists every device id with its public key: hand it to the backend to register the \
-devices. Do not delete the .seq or .outbox files.
+devices. Do not delete the .seq or .outbox files: a device whose key file is there but whose \
+.seq file is missing (and whose journal is empty) refuses to start rather than risk reusing \
+sequence numbers. One process at a time may use a keys directory: it holds a lock on \
+<keys-dir>/.lock while it runs, and a second process is refused.
 
 Every flag can also be set through the environment variable shown with it.";
 

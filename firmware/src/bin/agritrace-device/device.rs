@@ -19,7 +19,7 @@ use std::time::Duration;
 use anyhow::Context;
 use firmware::{
     DeviceConfig, FILE_FLASH_SECTOR_BYTES, FileFlash, FileFlashError, FileSequenceStore,
-    FlashJournal, JournalError, Logger,
+    FlashJournal, JournalError, Logger, OutboxJournal, SequenceStore,
 };
 use hardware::sim::{SimulatedLogger, VoyageProfile};
 use protocol::limits::UPLINK_BYTES_MAX;
@@ -75,7 +75,8 @@ pub struct DeviceStats {
     pub acks_refused: AtomicU64,
     /// Readings restored from the journal at start.
     pub restored: AtomicU64,
-    /// Journal writes that failed (readings not recorded, acks not made durable).
+    /// Journal writes that failed (readings not recorded; acknowledged or evicted readings
+    /// not retired).
     pub journal_failures: AtomicU64,
     /// Whether the device stopped with an empty outbox.
     pub drained: AtomicBool,
@@ -122,7 +123,7 @@ pub async fn run(
         sample_period_ms: setup.sample_period_ms,
         resend_after_ms: setup.resend_after_ms,
     };
-    let mut store = FileSequenceStore::new(keys_dir.join(format!("{device_id}.seq")));
+    let mut store = FileSequenceStore::new(crate::keys::sequence_file(keys_dir, device));
     let journal_path = keys_dir.join(format!("{device_id}.outbox"));
     let journal_bytes = JOURNAL_SECTORS * u32::try_from(FILE_FLASH_SECTOR_BYTES)?;
     let journal = FileFlash::open(&journal_path, usize::try_from(journal_bytes)?)
@@ -139,6 +140,8 @@ pub async fn run(
         usize::try_from(usable).is_ok_and(|usable| usable >= OUTBOX_READINGS),
         "the outbox journal holds {usable} readings, fewer than the outbox's {OUTBOX_READINGS}"
     );
+    refuse_unknown_sequence(&mut store, &journal, &setup.key.key_file, &journal_path)
+        .with_context(|| format!("device {device_id} cannot start"))?;
     let torn = journal.torn_at_open();
     // Boxed: the outbox is ~140 KiB and the future holding it moves onto the heap anyway.
     let mut logger: Box<Logger<OUTBOX_READINGS, FlashJournal<FileFlash>>> = Box::new(
@@ -210,6 +213,8 @@ pub async fn run(
     let mut sampling = setup.readings != Some(0) && !*stop.borrow();
     let mut sampling_stopped_at = (!sampling).then(Instant::now);
     let mut recorded = 0u64;
+    // Records that could not be appended; the logger counts the retires that failed.
+    let mut record_journal_failures = 0u64;
 
     let drained = loop {
         let now_real = Instant::now();
@@ -265,7 +270,7 @@ pub async fn run(
                     Err(error) => {
                         stats.sample_failures.fetch_add(1, Ordering::Relaxed);
                         if let firmware::RecordError::Journal(cause) = &error {
-                            stats.journal_failures.fetch_add(1, Ordering::Relaxed);
+                            record_journal_failures += 1;
                             warn!(device_id = %device_id, sim_ms = due, %cause, "journal write failed");
                         }
                         warn!(device_id = %device_id, sim_ms = due, %error, "reading not recorded");
@@ -282,6 +287,10 @@ pub async fn run(
         stats
             .dropped
             .store(logger.dropped_total(), Ordering::Relaxed);
+        stats.journal_failures.store(
+            record_journal_failures.saturating_add(logger.journal_failures()),
+            Ordering::Relaxed,
+        );
 
         // 2. Publish what the logger hands out, within the window of unconfirmed messages.
         while up && unconfirmed < PUBLISH_WINDOW {
@@ -372,9 +381,6 @@ pub async fn run(
                         let freed = u64::try_from(outcome.freed).unwrap_or(u64::MAX);
                         stats.acked.fetch_add(freed, Ordering::Relaxed);
                         if outcome.journal_failures > 0 {
-                            let failures =
-                                u64::try_from(outcome.journal_failures).unwrap_or(u64::MAX);
-                            stats.journal_failures.fetch_add(failures, Ordering::Relaxed);
                             warn!(
                                 device_id = %device_id,
                                 failures = outcome.journal_failures,
@@ -419,9 +425,44 @@ pub async fn run(
     stats
         .dropped
         .store(logger.dropped_total(), Ordering::Relaxed);
+    stats.journal_failures.store(
+        record_journal_failures.saturating_add(logger.journal_failures()),
+        Ordering::Relaxed,
+    );
     stats.drained.store(drained, Ordering::Relaxed);
     link.close(Duration::from_secs(1)).await;
     Ok(drained)
+}
+
+/// Refuses a device whose sequence position is unknown: its sequence file is missing (a new
+/// key always gets one, see [`crate::keys::load_or_create`]) and its journal holds no record
+/// to continue above. Starting at 0 would sign new readings under numbers the backend may
+/// already hold.
+fn refuse_unknown_sequence(
+    store: &mut FileSequenceStore,
+    journal: &FlashJournal<FileFlash>,
+    key_file: &Path,
+    journal_path: &Path,
+) -> anyhow::Result<()> {
+    let mark = store
+        .load()
+        .with_context(|| format!("while reading the sequence file {}", store.path().display()))?;
+    if mark.is_none() && journal.newest_sequence().is_none() {
+        anyhow::bail!(
+            "its key file {} exists but its sequence file {} is missing and its outbox journal \
+             {} holds no reading, so the sequence number it stopped at is unknown; starting \
+             again at 0 could sign new readings under numbers the backend already holds. To \
+             recover: if the device never sent a reading, write 0 into the sequence file \
+             (`echo 0 > {}`); if it did, write a number above the highest sequence number the \
+             backend holds for it; or provision a new device (another --fleet-prefix) and \
+             retire this one",
+            key_file.display(),
+            store.path().display(),
+            journal_path.display(),
+            store.path().display(),
+        );
+    }
+    Ok(())
 }
 
 /// A boot error with the sequence file's or the journal's error in its cause chain.

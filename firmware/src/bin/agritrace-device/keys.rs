@@ -4,9 +4,18 @@
 //!
 //! ```text
 //! <keys-dir>/<device-id>.key   Ed25519 secret seed: 64 hex digits and a newline, mode 0600
-//! <keys-dir>/<device-id>.seq   sequence reservation mark (`firmware::FileSequenceStore`)
+//! <keys-dir>/<device-id>.seq   sequence reservation mark (`firmware::FileSequenceStore`),
+//!                              written as 0 before a new key is created
+//! <keys-dir>/<device-id>.outbox  outbox journal (see `device.rs`)
 //! <keys-dir>/manifest.json     device ids, key epochs, public keys: for the backend to import
+//! <keys-dir>/.lock             held with an exclusive advisory lock (flock) by the one process
+//!                              using the directory; holds that process's id
 //! ```
+//!
+//! Two processes on one keys directory would both continue each device's sequence from the
+//! same mark and sign different readings under the same numbers, so a process takes the lock
+//! before it touches anything else and refuses to run if another one holds it. The lock dies
+//! with the process (kill -9 included), so no stale lock file can block a restart.
 //!
 //! The manifest lists the devices of the latest run (`--devices`); key files of other devices
 //! stay in the directory untouched.
@@ -18,11 +27,12 @@
 //! and demonstrations (such keys are not secret: anyone who knows the seed has them).
 
 use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Seek, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use firmware::{FileSequenceStore, SequenceStore};
 use protocol::{DeviceId, KeyEpoch, SigningKey, topic};
 use sha2::{Digest, Sha512};
 
@@ -64,7 +74,61 @@ pub struct DeviceKey {
     pub key_file: PathBuf,
 }
 
-/// Loads `<keys-dir>/<device>.key`, creating it first if it does not exist.
+/// The exclusive lock on a keys directory: held while this value lives, released by the
+/// operating system when the process ends however it ends.
+#[derive(Debug)]
+pub struct KeysDirLock {
+    _file: fs::File,
+}
+
+/// Takes the exclusive lock on `<keys-dir>/.lock` (creating the file), or explains that
+/// another process holds it.
+pub fn lock_keys_dir(keys_dir: &Path) -> anyhow::Result<KeysDirLock> {
+    let path = keys_dir.join(".lock");
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("while opening the lock file {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            // Best effort: the holder's id is only for the message.
+            let _ = file.read_to_string(&mut holder);
+            let holder = match holder.trim() {
+                "" => String::new(),
+                pid => format!(" (process {pid})"),
+            };
+            bail!(
+                "the keys directory {} is in use by another agritrace-device process{holder},                  which holds the lock on {}. Two processes on the same keys would sign different                  readings under the same sequence numbers: stop the other process, or give this                  one its own --keys-dir (and its own --fleet-prefix)",
+                keys_dir.display(),
+                path.display()
+            );
+        }
+        Err(fs::TryLockError::Error(error)) => {
+            return Err(error).with_context(|| format!("while locking {}", path.display()));
+        }
+    }
+    // Who holds it, for the message above; the lock itself does not depend on this.
+    file.set_len(0)
+        .and_then(|()| file.rewind())
+        .and_then(|()| writeln!(file, "{}", std::process::id()))
+        .with_context(|| format!("while writing the lock file {}", path.display()))?;
+    Ok(KeysDirLock { _file: file })
+}
+
+/// `<keys-dir>/<device>.seq`, the device's sequence reservation mark.
+pub fn sequence_file(keys_dir: &Path, device: DeviceId) -> PathBuf {
+    keys_dir.join(format!("{device}.seq"))
+}
+
+/// Loads `<keys-dir>/<device>.key`, creating it first if it does not exist. A new key gets a
+/// sequence mark of 0 first (unless one is there), so that a key file without a mark always
+/// means a lost mark, never a device that did not run yet.
 pub fn load_or_create(
     keys_dir: &Path,
     device: DeviceId,
@@ -88,6 +152,19 @@ pub fn load_or_create(
                     (secret, KeyOrigin::CreatedRandom)
                 }
             };
+            let sequence_file = sequence_file(keys_dir, device);
+            let mut store = FileSequenceStore::new(&sequence_file);
+            let context = || {
+                format!(
+                    "while creating the sequence file {}",
+                    sequence_file.display()
+                )
+            };
+            // A crash between the mark and the key leaves a mark without a key: the next run
+            // creates the key and keeps the mark.
+            if store.load().with_context(context)?.is_none() {
+                store.store(0).with_context(context)?;
+            }
             create_key_file(&key_file, &secret)
                 .with_context(|| format!("while creating the key file {}", key_file.display()))?;
             (secret, origin)
@@ -145,7 +222,8 @@ pub fn to_hex(bytes: &[u8]) -> String {
     out
 }
 
-/// Exactly 64 hex digits (either case) as 32 bytes.
+/// Exactly 64 hex digits (either case) as 32 bytes. Each digit is checked on its own:
+/// `u8::from_str_radix` would take a sign ("+f" parses), so it is not used.
 fn parse_hex32(text: &str) -> anyhow::Result<[u8; 32]> {
     if text.len() != 64 {
         bail!(
@@ -154,12 +232,28 @@ fn parse_hex32(text: &str) -> anyhow::Result<[u8; 32]> {
         );
     }
     let mut out = [0u8; 32];
-    for (i, pair) in text.as_bytes().chunks_exact(2).enumerate() {
-        let pair = std::str::from_utf8(pair).context("the key file is not text")?;
-        out[i] =
-            u8::from_str_radix(pair, 16).with_context(|| format!("{pair:?} is not a hex byte"))?;
+    // 64 bytes: 32 pairs, nothing left over.
+    let (pairs, _) = text.as_bytes().as_chunks::<2>();
+    for (byte, &[high, low]) in out.iter_mut().zip(pairs) {
+        match (hex_digit(high), hex_digit(low)) {
+            (Some(high), Some(low)) => *byte = high << 4 | low,
+            _ => bail!(
+                "{:?} is not a hex byte",
+                String::from_utf8_lossy(&[high, low])
+            ),
+        }
     }
     Ok(out)
+}
+
+/// The value of one hex digit (either case), `None` for any other byte.
+fn hex_digit(byte: u8) -> Option<u8> {
+    match byte {
+        b'0'..=b'9' => Some(byte - b'0'),
+        b'a'..=b'f' => Some(byte - b'a' + 10),
+        b'A'..=b'F' => Some(byte - b'A' + 10),
+        _ => None,
+    }
 }
 
 /// Parses a fleet prefix: 8 lowercase hex digits.
@@ -239,6 +333,44 @@ mod tests {
     }
 
     #[test]
+    fn a_new_key_gets_a_zero_sequence_mark_and_an_existing_mark_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let fresh = device_id([1, 2, 3, 4], 0);
+        load_or_create(dir.path(), fresh, Some(1)).unwrap();
+        let mark = |device| {
+            FileSequenceStore::new(sequence_file(dir.path(), device))
+                .load()
+                .unwrap()
+        };
+        assert_eq!(mark(fresh), Some(0));
+        // A mark left without its key (a crash between the two) is kept.
+        let orphan = device_id([1, 2, 3, 4], 1);
+        FileSequenceStore::new(sequence_file(dir.path(), orphan))
+            .store(512)
+            .unwrap();
+        load_or_create(dir.path(), orphan, Some(1)).unwrap();
+        assert_eq!(mark(orphan), Some(512));
+    }
+
+    #[test]
+    fn the_keys_directory_is_locked_by_one_holder_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = lock_keys_dir(dir.path()).unwrap();
+        // flock conflicts between two open files of one process too.
+        let error = lock_keys_dir(dir.path()).unwrap_err().to_string();
+        assert!(
+            error.contains("in use by another agritrace-device process"),
+            "{error}"
+        );
+        assert!(
+            error.contains(&format!("(process {})", std::process::id())),
+            "{error}"
+        );
+        drop(first);
+        lock_keys_dir(dir.path()).unwrap();
+    }
+
+    #[test]
     fn seeded_keys_are_reproducible_and_differ_per_device_and_seed() {
         let a = device_id([1, 2, 3, 4], 0);
         let b = device_id([1, 2, 3, 4], 1);
@@ -249,6 +381,31 @@ mod tests {
         let key = load_or_create(dir.path(), a, Some(9)).unwrap();
         assert_eq!(key.origin, KeyOrigin::CreatedFromSeed);
         assert_eq!(key.signing_key.to_bytes(), seeded_secret(9, a));
+    }
+
+    #[test]
+    fn key_files_are_exactly_64_hex_digits_of_either_case() {
+        let check = |text: &str, expected: Option<[u8; 32]>| {
+            assert_eq!(parse_hex32(text).ok(), expected, "{text:?}");
+        };
+        let mut ascending = [0u8; 32];
+        for (i, byte) in ascending.iter_mut().enumerate() {
+            *byte = u8::try_from(i * 8).unwrap();
+        }
+        check(&to_hex(&ascending), Some(ascending));
+        check(&to_hex(&ascending).to_uppercase(), Some(ascending));
+        check(&"fF".repeat(32), Some([0xff; 32]));
+        // A sign is not a digit, in any position: from_str_radix would take "+f" as 0x0f.
+        check(&format!("+f{}", "00".repeat(31)), None);
+        check(&format!("{}+f", "00".repeat(31)), None);
+        check(&format!("-0{}", "00".repeat(31)), None);
+        check(&format!(" f{}", "00".repeat(31)), None);
+        check(&format!("0x{}", "00".repeat(31)), None);
+        check(&"g0".repeat(32), None);
+        // Non-ASCII of the right byte length.
+        check(&format!("é{}", "00".repeat(31)), None);
+        check(&"00".repeat(31), None);
+        check(&"00".repeat(33), None);
     }
 
     #[test]

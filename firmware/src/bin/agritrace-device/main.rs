@@ -3,7 +3,8 @@
 //! Each device is a [`firmware::Logger`] (the same sans-IO state machine that runs on the
 //! microcontroller) on a simulated board from [`hardware::sim`], with its own MQTT client
 //! (client id = device id) whose event loop runs in its own task. Keys, sequence reservation
-//! marks and the manifest the backend imports live in the keys directory (see [`keys`]).
+//! marks and the manifest the backend imports live in the keys directory (see [`keys`]), which
+//! one process at a time may use: the first thing the binary does is lock it.
 //!
 //! Exit status: 0 when every device stopped with an empty outbox, 1 on an error, 2 when the
 //! exit timeout passed with readings still unacknowledged, 130 on a second Ctrl-C.
@@ -75,6 +76,9 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             args.keys_dir.display()
         )
     })?;
+    // Held until the process ends: a second process on these keys would reuse sequence
+    // numbers.
+    let _lock = keys::lock_keys_dir(&args.keys_dir)?;
     let keys = provision(&args)?;
     if args.provision_only {
         println!("{}", args.keys_dir.join("manifest.json").display());
@@ -275,23 +279,34 @@ impl Signals {
     }
 }
 
-/// The per-device table printed on exit.
+/// Columns of the per-device table after the device id and the sequence range.
+const SUMMARY_COLUMNS: [&str; 8] = [
+    "recorded",
+    "sent",
+    "acked",
+    "dropped",
+    "pending",
+    "connects",
+    "restored",
+    "journal_failures",
+];
+
+/// One line of the per-device table.
+fn summary_line(out: &mut String, device: &str, first: &str, last: &str, row: &[String]) {
+    let _ = write!(out, "{device:<16}  {first:>10}  {last:>10}");
+    for (value, name) in row.iter().zip(SUMMARY_COLUMNS) {
+        let _ = write!(out, "  {value:>width$}", width = name.len().max(8));
+    }
+    out.push('\n');
+}
+
+/// The per-device table printed on exit: one line per device, then the totals. Tests parse
+/// it (`tests/broker_restart.rs`): keep the columns in step with [`SUMMARY_COLUMNS`].
 fn summary(fleet: &[(protocol::DeviceId, Arc<DeviceStats>)]) -> String {
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{:<16}  {:>10}  {:>10}  {:>8}  {:>8}  {:>8}  {:>8}  {:>8}  {:>10}",
-        "device",
-        "first_seq",
-        "last_seq",
-        "recorded",
-        "sent",
-        "acked",
-        "dropped",
-        "pending",
-        "connects"
-    );
-    let mut totals = [0u64; 6];
+    let header: Vec<String> = SUMMARY_COLUMNS.iter().map(|&n| n.to_owned()).collect();
+    summary_line(&mut out, "device", "first_seq", "last_seq", &header);
+    let mut totals = [0u64; SUMMARY_COLUMNS.len()];
     for (device, stats) in fleet {
         let recorded = stats.recorded.load(Ordering::Relaxed);
         let (first, last) = if recorded == 0 {
@@ -309,36 +324,79 @@ fn summary(fleet: &[(protocol::DeviceId, Arc<DeviceStats>)]) -> String {
             stats.dropped.load(Ordering::Relaxed),
             stats.pending.load(Ordering::Relaxed),
             stats.connections.load(Ordering::Relaxed),
+            stats.restored.load(Ordering::Relaxed),
+            stats.journal_failures.load(Ordering::Relaxed),
         ];
         for (total, value) in totals.iter_mut().zip(row) {
             *total = total.saturating_add(value);
         }
-        let _ = writeln!(
-            out,
-            "{:<16}  {:>10}  {:>10}  {:>8}  {:>8}  {:>8}  {:>8}  {:>8}  {:>10}",
-            device.to_string(),
-            first,
-            last,
-            row[0],
-            row[1],
-            row[2],
-            row[3],
-            row[4],
-            row[5]
-        );
+        let row: Vec<String> = row.iter().map(u64::to_string).collect();
+        summary_line(&mut out, &device.to_string(), &first, &last, &row);
     }
-    let _ = writeln!(
-        out,
-        "{:<16}  {:>10}  {:>10}  {:>8}  {:>8}  {:>8}  {:>8}  {:>8}  {:>10}",
-        format!("total ({})", fleet.len()),
+    let totals: Vec<String> = totals.iter().map(u64::to_string).collect();
+    summary_line(
+        &mut out,
+        &format!("total ({})", fleet.len()),
         "",
         "",
-        totals[0],
-        totals[1],
-        totals[2],
-        totals[3],
-        totals[4],
-        totals[5]
+        &totals,
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_has_a_column_for_every_counter_and_a_total_line() {
+        let stats = Arc::new(DeviceStats::default());
+        stats.recorded.store(5, Ordering::Relaxed);
+        stats.first_sequence.store(256, Ordering::Relaxed);
+        stats.last_sequence.store(260, Ordering::Relaxed);
+        stats.restored.store(3, Ordering::Relaxed);
+        stats.journal_failures.store(1, Ordering::Relaxed);
+        let device = keys::device_id([1, 2, 3, 4], 0);
+        let table = summary(&[(device, stats)]);
+        let lines: Vec<Vec<&str>> = table
+            .lines()
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert_eq!(
+            lines[0],
+            [
+                "device",
+                "first_seq",
+                "last_seq",
+                "recorded",
+                "sent",
+                "acked",
+                "dropped",
+                "pending",
+                "connects",
+                "restored",
+                "journal_failures"
+            ]
+        );
+        assert_eq!(
+            lines[1],
+            [
+                "0102030400000000",
+                "256",
+                "260",
+                "5",
+                "0",
+                "0",
+                "0",
+                "0",
+                "0",
+                "3",
+                "1"
+            ]
+        );
+        assert_eq!(
+            lines[2],
+            ["total", "(1)", "5", "0", "0", "0", "0", "0", "3", "1"]
+        );
+    }
 }

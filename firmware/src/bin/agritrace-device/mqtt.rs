@@ -7,7 +7,11 @@
 //! - sleeps an exponential, capped, jittered backoff after every connection error;
 //! - subscribes to the device's acks topic after every ConnAck (a clean session has no
 //!   subscriptions), and reports the link up only when the broker granted the subscription, so
-//!   that no ack for a reading published afterwards can be missed;
+//!   that no ack for a reading published afterwards can be missed. A refused subscription
+//!   (SubAck failure: an ACL not yet updated for a new device, a broker restarting its
+//!   authorisation plugin) is asked for again after the backoff delay, again and again while
+//!   the connection lasts; until it is granted the link stays down and readings wait in the
+//!   outbox (published without the subscription they could only be resent, never freed);
 //! - forwards what the device needs as [`LinkEvent`]s over a bounded channel.
 //!
 //! Redelivery is not rumqttc's job here: the firmware's outbox keeps every reading until the
@@ -23,7 +27,7 @@ use rumqttc::{
     AsyncClient, ConnectionError, Event, EventLoop, MqttOptions, Packet, QoS, SubscribeReasonCode,
 };
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+use tokio::task::{AbortHandle, JoinHandle};
 use tracing::{debug, info, warn};
 
 use crate::backoff::Backoff;
@@ -123,6 +127,42 @@ impl Link {
     }
 }
 
+/// A retry of the acks subscription that waits out its delay in a task of its own (the event
+/// loop must keep being polled meanwhile, for keep-alive pings and incoming packets). At most
+/// one is pending; it is cancelled when the connection changes and when the link ends.
+#[derive(Debug, Default)]
+struct SubscribeRetry(Option<AbortHandle>);
+
+impl SubscribeRetry {
+    /// Asks for `topic` again after `delay`, replacing any retry still waiting.
+    fn schedule(&mut self, client: &AsyncClient, topic: &str, delay: Duration) {
+        self.cancel();
+        let client = client.clone();
+        let topic = topic.to_owned();
+        let task = tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            // This task is not the event loop, so waiting for room in the request channel
+            // cannot deadlock; an error means the client is gone, and the link with it.
+            if let Err(error) = client.subscribe(topic, QoS::AtLeastOnce).await {
+                debug!(%error, "acks subscription retry not queued: the client is closed");
+            }
+        });
+        self.0 = Some(task.abort_handle());
+    }
+
+    fn cancel(&mut self) {
+        if let Some(task) = self.0.take() {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for SubscribeRetry {
+    fn drop(&mut self) {
+        self.cancel();
+    }
+}
+
 /// The event loop task. Returns when the device side is gone or the client disconnected.
 async fn drive(
     mut event_loop: EventLoop,
@@ -134,6 +174,7 @@ async fn drive(
 ) {
     // Whether the device was told `Up` and not yet `Down`.
     let mut up = false;
+    let mut retry = SubscribeRetry::default();
     loop {
         let forward = match event_loop.poll().await {
             Ok(Event::Incoming(Packet::ConnAck(connack))) => {
@@ -143,6 +184,8 @@ async fn drive(
                     "connected"
                 );
                 backoff.reset();
+                // A retry left from the last connection would only subscribe twice.
+                retry.cancel();
                 // A clean session has no subscriptions. try_subscribe never waits; the channel
                 // has room reserved for it (REQUEST_CHANNEL_CAPACITY).
                 if let Err(error) = client.try_subscribe(acks_topic.clone(), QoS::AtLeastOnce) {
@@ -157,20 +200,24 @@ async fn drive(
                 None
             }
             Ok(Event::Incoming(Packet::SubAck(suback))) => {
-                if suback
-                    .return_codes
-                    .iter()
-                    .any(|code| matches!(code, SubscribeReasonCode::Failure))
-                {
-                    // Readings still reach the backend; only their acks cannot come back, so
-                    // the outbox will resend until the subscription is allowed.
+                let granted = !suback.return_codes.is_empty()
+                    && suback
+                        .return_codes
+                        .iter()
+                        .all(|code| matches!(code, SubscribeReasonCode::Success(_)));
+                if !granted {
+                    // No ack could come back: publishing now would only make the outbox
+                    // resend. Stay down and ask again, the connection itself is fine.
+                    let delay = backoff.next_delay();
                     warn!(
                         device_id = %client_id,
                         topic = %acks_topic,
-                        "the broker refused the acks subscription"
+                        retry_in_ms = delay.as_millis(),
+                        "the broker refused the acks subscription; asking again"
                     );
-                }
-                if up {
+                    retry.schedule(&client, &acks_topic, delay);
+                    None
+                } else if up {
                     None
                 } else {
                     up = true;
@@ -195,6 +242,7 @@ async fn drive(
             Ok(_) => None,
             Err(ConnectionError::RequestsDone) => return,
             Err(error) => {
+                retry.cancel();
                 let delay = backoff.next_delay();
                 if up {
                     up = false;
