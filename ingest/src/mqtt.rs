@@ -1,0 +1,288 @@
+//! The MQTT edge: worker connections on the shared subscription and the device-ack publisher.
+//!
+//! Following the rumqttc pitfalls (REFERENCES.md): each connection's event loop is polled by
+//! its own task, which never awaits a publish or an ack (both go through `try_*` calls from
+//! other tasks); manual acks are on, and a message is acked through the client of the
+//! connection that received it, and only while that connection lives (a message from a
+//! replaced connection is never acked on the new one: its packet id means nothing there).
+//!
+//! Backpressure: a worker takes a permit per message before forwarding it and the permit is
+//! returned when the message is acked (or dropped). With all permits out the worker stops
+//! reading the socket, so the broker holds the rest; nothing is dropped and no queue grows.
+//! rumqttc's event loop takes one request per poll at most, so acks can find the request
+//! channel full; such an ack is kept and retried (never dropped). Its permit is returned at
+//! once, since the worker must keep polling for the channel to drain; the acks kept are then
+//! bounded by the broker's in-flight window for the connection (unacknowledged messages).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, Publish, QoS};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::clock::Clock;
+use crate::config::IngestConfig;
+use crate::metrics::{Metrics, add};
+
+/// Outgoing packets the ack publisher keeps in flight.
+const ACK_PUBLISHER_INFLIGHT: u16 = 100;
+/// Largest outgoing packet (acks and subscriptions are small).
+const OUTGOING_PACKET_BYTES_MAX: usize = 16 * 1024;
+/// First wait before a reconnection.
+const RECONNECT_BACKOFF_MIN_MS: u64 = 100;
+
+/// A message taken from the broker, with what it takes to acknowledge it.
+#[derive(Debug)]
+pub struct Delivery {
+    /// The worker that received it.
+    pub worker: usize,
+    /// That worker's connection generation when it arrived.
+    pub generation: u64,
+    /// The message (its packet id acknowledges it).
+    pub publish: Publish,
+    /// Ingest's clock when it arrived (Unix ms).
+    pub received_ms: u64,
+    /// Returned to the worker when the delivery is decided (acked, or dropped).
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+/// What the batcher needs to acknowledge a worker's messages.
+#[derive(Debug, Clone)]
+pub struct WorkerLink {
+    client: AsyncClient,
+    generation: Arc<AtomicU64>,
+}
+
+/// Why an MQTT ack was not queued.
+#[derive(Debug)]
+pub enum AckOutcome {
+    /// Queued for the broker.
+    Queued,
+    /// The connection that received the message is gone; nothing to ack.
+    Stale,
+    /// The request channel is full: retry later.
+    Retry(Delivery),
+}
+
+impl WorkerLink {
+    /// Queues the ack of `delivery` on its connection. The worker's permit is returned first,
+    /// even if the request channel is full: the event loop drains that channel only while the
+    /// worker polls, so holding the permit until the ack is queued could stop both.
+    pub fn ack(&self, mut delivery: Delivery, metrics: &Metrics) -> AckOutcome {
+        delivery.permit = None;
+        if self.generation.load(Ordering::Acquire) != delivery.generation {
+            add(&metrics.mqtt_acks_stale, 1);
+            return AckOutcome::Stale;
+        }
+        match self.client.try_ack(&delivery.publish) {
+            Ok(()) => {
+                add(&metrics.mqtt_acks, 1);
+                AckOutcome::Queued
+            }
+            Err(_) => AckOutcome::Retry(delivery),
+        }
+    }
+
+    /// Asks the connection to close (the worker task ends once it is sent).
+    pub fn disconnect(&self) {
+        let _ = self.client.try_disconnect();
+    }
+}
+
+fn options(config: &IngestConfig, client_id: String) -> MqttOptions {
+    let mut options = MqttOptions::new(client_id, config.broker_host.clone(), config.broker_port);
+    options
+        .set_keep_alive(Duration::from_secs(config.keep_alive_secs))
+        .set_clean_session(true)
+        .set_max_packet_size(config.incoming_packet_bytes_max, OUTGOING_PACKET_BYTES_MAX);
+    options
+}
+
+/// Waits before the next connection attempt, doubling up to the configured maximum.
+async fn back_off(backoff_ms: &mut u64, max_ms: u64) {
+    tokio::time::sleep(Duration::from_millis(*backoff_ms)).await;
+    *backoff_ms = (*backoff_ms * 2).min(max_ms);
+}
+
+/// Starts worker `index`: its connection, subscription and polling task.
+pub fn spawn_worker(
+    index: usize,
+    config: &IngestConfig,
+    forward: mpsc::Sender<Delivery>,
+    stop: watch::Receiver<bool>,
+    metrics: Arc<Metrics>,
+    clock: Arc<dyn Clock>,
+) -> (WorkerLink, JoinHandle<()>) {
+    let mut mqtt = options(config, format!("{}-{index}", config.client_id_prefix));
+    mqtt.set_manual_acks(true);
+    let permits = config.worker_messages_in_flight_max;
+    let (client, event_loop) = AsyncClient::new(mqtt, permits + 16);
+    let link = WorkerLink {
+        client: client.clone(),
+        generation: Arc::new(AtomicU64::new(0)),
+    };
+    let worker = Worker {
+        index,
+        client,
+        event_loop,
+        generation: link.generation.clone(),
+        permits: Arc::new(Semaphore::new(permits)),
+        forward: Some(forward),
+        stop,
+        metrics,
+        clock,
+        subscription: config.subscription.clone(),
+        backoff_max_ms: config.reconnect_backoff_max_ms,
+    };
+    (link, tokio::spawn(worker.run()))
+}
+
+struct Worker {
+    index: usize,
+    client: AsyncClient,
+    event_loop: EventLoop,
+    generation: Arc<AtomicU64>,
+    permits: Arc<Semaphore>,
+    forward: Option<mpsc::Sender<Delivery>>,
+    stop: watch::Receiver<bool>,
+    metrics: Arc<Metrics>,
+    clock: Arc<dyn Clock>,
+    subscription: String,
+    backoff_max_ms: u64,
+}
+
+impl Worker {
+    async fn run(mut self) {
+        let mut backoff_ms = RECONNECT_BACKOFF_MIN_MS;
+        loop {
+            let event = if self.forward.is_some() {
+                // Until shutdown begins, also wake on the stop signal: the forwarding side must
+                // close promptly so the pipeline can drain. (Dropping the poll future once, at
+                // that moment, keeps its buffers: rumqttc reads into the connection's buffer.)
+                tokio::select! {
+                    event = self.event_loop.poll() => event,
+                    _ = self.stop.changed() => {
+                        self.forward = None;
+                        continue;
+                    }
+                }
+            } else {
+                self.event_loop.poll().await
+            };
+            match event {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    backoff_ms = RECONNECT_BACKOFF_MIN_MS;
+                    // A new connection: packet ids of the old one mean nothing now.
+                    self.generation.fetch_add(1, Ordering::AcqRel);
+                    add(&self.metrics.connections, 1);
+                    // A clean start forgets subscriptions: subscribe after every ConnAck.
+                    if let Err(error) = self
+                        .client
+                        .try_subscribe(self.subscription.clone(), QoS::AtLeastOnce)
+                    {
+                        tracing::error!(worker = self.index, %error, "could not queue the subscription");
+                    }
+                    tracing::info!(worker = self.index, "connected to the broker");
+                }
+                Ok(Event::Incoming(Packet::Publish(publish))) => {
+                    if !self.take(publish).await {
+                        // Shutting down: the message stays unacked; the broker or the device
+                        // offers it again.
+                        self.forward = None;
+                    }
+                }
+                Ok(Event::Outgoing(Outgoing::Disconnect)) => return,
+                Ok(_) => {}
+                Err(error) => {
+                    if self.forward.is_none() && *self.stop.borrow() {
+                        return;
+                    }
+                    add(&self.metrics.connection_errors, 1);
+                    tracing::warn!(worker = self.index, %error, "broker connection failed; reconnecting");
+                    back_off(&mut backoff_ms, self.backoff_max_ms).await;
+                }
+            }
+        }
+    }
+
+    /// Forwards one message once a permit is free. False when shutting down.
+    async fn take(&mut self, publish: Publish) -> bool {
+        let Some(forward) = &self.forward else {
+            return false;
+        };
+        let permit = tokio::select! {
+            permit = self.permits.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return false,
+            },
+            _ = self.stop.changed() => return false,
+        };
+        let delivery = Delivery {
+            worker: self.index,
+            generation: self.generation.load(Ordering::Acquire),
+            publish,
+            received_ms: self.clock.now_ms(),
+            permit: Some(permit),
+        };
+        // The verifier's queue is bounded; waiting here is the backpressure.
+        forward.send(delivery).await.is_ok()
+    }
+}
+
+/// Publishes device acks on a connection of its own, so a full ack queue never delays an MQTT
+/// ack and an MQTT ack never waits for a device ack.
+#[derive(Debug, Clone)]
+pub struct AckPublisher {
+    client: AsyncClient,
+}
+
+impl AckPublisher {
+    /// Starts the publisher's connection and polling task.
+    pub fn spawn(config: &IngestConfig, metrics: Arc<Metrics>) -> (Self, JoinHandle<()>) {
+        let mut mqtt = options(config, format!("{}-acks", config.client_id_prefix));
+        mqtt.set_inflight(ACK_PUBLISHER_INFLIGHT);
+        let (client, mut event_loop) = AsyncClient::new(mqtt, config.ack_queue_depth);
+        let backoff_max_ms = config.reconnect_backoff_max_ms;
+        let task = tokio::spawn(async move {
+            let mut backoff_ms = RECONNECT_BACKOFF_MIN_MS;
+            loop {
+                match event_loop.poll().await {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        backoff_ms = RECONNECT_BACKOFF_MIN_MS
+                    }
+                    Ok(Event::Outgoing(Outgoing::Disconnect)) => return,
+                    Ok(_) => {}
+                    Err(rumqttc::ConnectionError::RequestsDone) => return,
+                    Err(error) => {
+                        add(&metrics.connection_errors, 1);
+                        tracing::warn!(%error, "ack publisher connection failed; reconnecting");
+                        back_off(&mut backoff_ms, backoff_max_ms).await;
+                    }
+                }
+            }
+        });
+        (Self { client }, task)
+    }
+
+    /// Queues an ack; false (counted) when the queue is full.
+    pub fn publish(&self, topic: &str, payload: Vec<u8>, metrics: &Metrics) -> bool {
+        if self
+            .client
+            .try_publish(topic, QoS::AtLeastOnce, false, payload)
+            .is_ok()
+        {
+            add(&metrics.device_acks_published, 1);
+            true
+        } else {
+            add(&metrics.device_acks_dropped, 1);
+            false
+        }
+    }
+
+    /// Asks the connection to close.
+    pub fn disconnect(&self) {
+        let _ = self.client.try_disconnect();
+    }
+}
