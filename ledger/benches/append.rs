@@ -52,8 +52,11 @@ fn main() {
                     let mut pending = Vec::with_capacity(IN_FLIGHT_PER_SUBMITTER);
                     let sent = Instant::now();
                     for _ in 0..IN_FLIGHT_PER_SUBMITTER {
-                        let mut entry = format!("bench entry {task} {n} ").into_bytes();
-                        entry.resize(200, b'.');
+                        let mut body = format!("bench entry {task} {n} ").into_bytes();
+                        body.resize(198, b'.');
+                        let entry = ledger::entry::Entry::Unknown { kind: 200, body }
+                            .encode()
+                            .expect("entry");
                         n += 1;
                         if let Ok(p) = handle.try_submit(entry, Vec::new()) {
                             pending.push(p);

@@ -1,6 +1,6 @@
-//! Inclusion proof generation (from redb tiles, against the published checkpoint) and
-//! verification latency, p50/p99, on a large log (10 million entries, built once and reused).
-//! Printed beside the SHA-256 baseline.
+//! Inclusion and consistency proof generation (from redb tiles, against the published
+//! checkpoint) and inclusion proof verification latency, p50/p99, on a large log (10 million
+//! entries, built once and reused). Printed beside the SHA-256 baseline.
 //!
 //! Run: `cargo bench -p ledger --bench proofs` (`LEDGER_BENCH_ENTRIES` overrides the size).
 
@@ -9,7 +9,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use ledger::merkle::{LeafIndex, empty_root, leaf_hash};
+use ledger::merkle::{LeafIndex, TreeSize, empty_root, leaf_hash};
 use ledger::sequencer::{self, SequencerConfig};
 use ledger::storage::redb::RedbStorage;
 use ledger::witness_client::WitnessClient;
@@ -26,7 +26,7 @@ fn main() {
         .unwrap_or(10_000_000);
     let rt = support::runtime();
     let path = support::large_log(&rt, entries);
-    let (cold, warm) = rt.block_on(async {
+    let (cold, warm, consistency) = rt.block_on(async {
         let storage = RedbStorage::open(&path, empty_root().0).expect("open");
         let (handle, tasks) = sequencer::start(
             storage,
@@ -41,8 +41,9 @@ fn main() {
         let mut rng = ChaCha8Rng::seed_from_u64(9);
         let cold = sample(&handle, &mut rng, entries);
         let warm = sample(&handle, &mut rng, entries);
+        let consistency = sample_consistency(&handle, &mut rng, entries);
         tasks.shutdown().await;
-        (cold, warm)
+        (cold, warm, consistency)
     });
     report(
         "inclusion proof generation (redb tiles), first pass",
@@ -64,6 +65,11 @@ fn main() {
         warm.1,
         entries,
     );
+    report(
+        "consistency proof generation (redb tiles, random old size)",
+        consistency,
+        entries,
+    );
 }
 
 type Samples = (Vec<Duration>, Vec<Duration>);
@@ -77,8 +83,7 @@ fn sample(
     let mut verify = Vec::with_capacity(SAMPLES);
     for _ in 0..SAMPLES {
         let index = rng.next_u64() % entries;
-        let mut entry = [0u8; 32];
-        entry[..8].copy_from_slice(&index.to_be_bytes());
+        let entry = support::large_log_entry(index);
         let started = Instant::now();
         let (proof, checkpoint) = handle.inclusion_proof(LeafIndex(index)).expect("proof");
         generate.push(started.elapsed());
@@ -89,6 +94,22 @@ fn sample(
         verify.push(started.elapsed());
     }
     (generate, verify)
+}
+
+fn sample_consistency(
+    handle: &ledger::sequencer::SequencerHandle<RedbStorage>,
+    rng: &mut ChaCha8Rng,
+    entries: u64,
+) -> Vec<Duration> {
+    let mut generate = Vec::with_capacity(SAMPLES);
+    for _ in 0..SAMPLES {
+        let old = 1 + rng.next_u64() % (entries - 1);
+        let started = Instant::now();
+        let (proof, _) = handle.consistency_proof(TreeSize(old)).expect("proof");
+        generate.push(started.elapsed());
+        std::hint::black_box(proof);
+    }
+    generate
 }
 
 fn report(what: &str, mut samples: Vec<Duration>, entries: u64) {

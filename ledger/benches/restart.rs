@@ -35,7 +35,15 @@ fn child(path: &str) {
         .await
         .expect("start");
         handle
-            .submit(b"entry before the kill".to_vec(), Vec::new())
+            .submit(
+                ledger::entry::Entry::Unknown {
+                    kind: 200,
+                    body: b"entry before the kill".to_vec(),
+                }
+                .encode()
+                .expect("entry"),
+                Vec::new(),
+            )
             .await
             .expect("append");
         println!("appended");
@@ -113,8 +121,11 @@ fn main() {
             .await
             .expect("start");
             let to_ready = started.elapsed();
-            let mut entry = b"entry after restart ".to_vec();
-            entry.extend_from_slice(&(restart as u64).to_be_bytes());
+            let mut body = b"entry after restart ".to_vec();
+            body.extend_from_slice(&(restart as u64).to_be_bytes());
+            let entry = ledger::entry::Entry::Unknown { kind: 200, body }
+                .encode()
+                .expect("entry");
             let index = handle.submit(entry, Vec::new()).await.expect("append");
             assert!(index.0 >= entries, "appended after the existing entries");
             let to_append = started.elapsed();

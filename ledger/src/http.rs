@@ -2,11 +2,11 @@
 //! `/log/tile/<L>/<N>[.p/<W>]` and `/log/tile/entries/<N>[.p/<W>]`.
 //!
 //! Everything is served from storage against the latest stored checkpoint: a tile or bundle that
-//! the checkpointed tree does not reach is 404, even if a later round already wrote it. Full
-//! tiles never change, so they are cached forever (`immutable`); partial tiles and the
-//! checkpoint are cached briefly. A partial path `.p/<W>` is answered with the first `W` hashes
-//! (or entries) of the stored tile, which is the partial tile as it was at every checkpointed
-//! size that had it (tiles only grow).
+//! the checkpointed tree does not reach is 404, even if a later round already wrote it. A tile
+//! URL names its content for good — a full tile never changes, and a partial path `.p/<W>` is
+//! answered with the first `W` hashes (or entries) of the stored tile, which is the partial tile
+//! as it was at every checkpointed size that had it (tiles only grow) — so every tile and bundle
+//! is cached forever (`immutable`); only the checkpoint is cached briefly.
 
 use axum::Router;
 use axum::body::Body;
@@ -19,9 +19,9 @@ use crate::merkle::{HASH_LEN, TreeSize};
 use crate::storage::{LogStorage, ReadError, TileKey};
 use crate::tile::{BundleId, TILE_WIDTH, TileId};
 
-/// `Cache-Control` for full tiles and bundles: their content never changes.
+/// `Cache-Control` for tiles and bundles, full or partial: the content at a URL never changes.
 pub const CACHE_IMMUTABLE: &str = "public, max-age=31536000, immutable";
-/// `Cache-Control` for partial tiles and bundles and the checkpoint.
+/// `Cache-Control` for the checkpoint.
 pub const CACHE_SHORT: &str = "public, max-age=5";
 
 /// The router the API mounts at its root: `GET /log/checkpoint`, `GET /log/tile/...`.
@@ -101,14 +101,6 @@ fn width_served(requested_width: u16, in_tree_width: u16) -> bool {
     }
 }
 
-fn cache_for(width: u16) -> &'static str {
-    if width == TILE_WIDTH {
-        CACHE_IMMUTABLE
-    } else {
-        CACHE_SHORT
-    }
-}
-
 async fn serve_tile<S: LogStorage>(storage: &S, id: TileId, size: TreeSize) -> Response {
     let Some(in_tree) = TileId::in_tree(id.level, id.index, size) else {
         return not_found();
@@ -127,11 +119,7 @@ async fn serve_tile<S: LogStorage>(storage: &S, id: TileId, size: TreeSize) -> R
     };
     let wanted = usize::from(id.width) * HASH_LEN;
     match stored.get(..wanted) {
-        Some(prefix) => bytes(
-            "application/octet-stream",
-            cache_for(id.width),
-            prefix.to_vec(),
-        ),
+        Some(prefix) => bytes("application/octet-stream", CACHE_IMMUTABLE, prefix.to_vec()),
         None => not_found(),
     }
 }
@@ -164,11 +152,7 @@ async fn serve_bundle<S: LogStorage>(storage: &S, id: BundleId, size: TreeSize) 
         Err(e) => return storage_failed(&e),
     };
     match bundle_prefix_len(&stored, id.width).and_then(|len| stored.get(..len)) {
-        Some(prefix) => bytes(
-            "application/octet-stream",
-            cache_for(id.width),
-            prefix.to_vec(),
-        ),
+        Some(prefix) => bytes("application/octet-stream", CACHE_IMMUTABLE, prefix.to_vec()),
         None => not_found(),
     }
 }

@@ -19,6 +19,7 @@ pub mod policy;
 pub mod proof;
 pub mod tile;
 pub mod tlog_proof;
+pub mod tlog_witness;
 
 pub use merkle::{Hash, LeafIndex, TreeSize, empty_root, leaf_hash, node_hash};
 pub use proof::{ConsistencyProof, InclusionProof, consistency_proof, inclusion_proof, tree_root};

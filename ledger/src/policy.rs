@@ -23,7 +23,9 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::checkpoint::{Checkpoint, CheckpointError};
-use crate::note::{KeyError, KeyType, Note, NoteError, NoteVerifier, VerifiedSignature};
+use crate::note::{
+    KeyError, KeyType, Note, NoteError, NoteVerifier, OpenedNote, VerifiedSignature,
+};
 
 /// Largest policy file accepted, in bytes.
 pub const MAX_POLICY_BYTES: usize = 64 * 1024;
@@ -109,6 +111,9 @@ pub enum PolicyError {
     /// More than `MAX_POLICY_ITEMS` logs, witnesses or groups.
     #[error("policy has too many logs, witnesses or groups")]
     TooLarge,
+    /// A policy built from keys ([`Policy::from_keys`]) has a bad part (reason given).
+    #[error("{0}")]
+    Built(String),
 }
 
 /// Why a checkpoint did not satisfy a policy.
@@ -318,6 +323,70 @@ impl Policy {
         Ok(())
     }
 
+    /// A policy built directly from keys, with no text in between (so no name or key can
+    /// smuggle in policy lines): trust `log`, know `witnesses` (policy name, `cosignature/v1`
+    /// key), and require `quorum` of them (`None`: all of them; no witnesses: `quorum none`).
+    /// Names follow the text format's rules: non-empty, no whitespace or control characters,
+    /// not `none`, unique.
+    ///
+    /// # Errors
+    /// [`PolicyError`] naming the bad part.
+    pub fn from_keys(
+        log: NoteVerifier,
+        witnesses: Vec<(String, NoteVerifier)>,
+        quorum: Option<usize>,
+    ) -> Result<Self, PolicyError> {
+        let built = |why: String| PolicyError::Built(why);
+        if log.key_type() != KeyType::Ed25519 {
+            return Err(built(alloc::format!(
+                "log key {} is not an Ed25519 (type 0x01) key",
+                log.name()
+            )));
+        }
+        if witnesses.len() > MAX_POLICY_ITEMS {
+            return Err(PolicyError::TooLarge);
+        }
+        let mut policy = Policy {
+            logs: alloc::vec![log],
+            witnesses: Vec::new(),
+            groups: Vec::new(),
+            quorum: None,
+        };
+        for (name, key) in witnesses {
+            if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(built(alloc::format!(
+                    "witness name {name:?} must be non-empty, without spaces or control characters"
+                )));
+            }
+            if key.key_type() != KeyType::CosignatureV1 {
+                return Err(built(alloc::format!(
+                    "witness key for {name} is not a cosignature/v1 (type 0x04) key"
+                )));
+            }
+            policy.check_new_name(&name, 0)?;
+            policy.check_new_key(&key, 0)?;
+            policy.witnesses.push((name, key));
+        }
+        let n = policy.witnesses.len();
+        if n > 0 {
+            let threshold = quorum.unwrap_or(n);
+            if !(1..=n).contains(&threshold) {
+                return Err(built(alloc::format!(
+                    "quorum must be between 1 and the {n} witnesses"
+                )));
+            }
+            policy.groups.push(Group {
+                name: String::from("witnesses"),
+                threshold,
+                members: (0..n).map(Member::Witness).collect(),
+            });
+            policy.quorum = Some(Member::Group(0));
+        } else if quorum.is_some_and(|k| k > 0) {
+            return Err(built(String::from("a quorum needs witnesses")));
+        }
+        Ok(policy)
+    }
+
     /// The trusted log keys.
     pub fn logs(&self) -> &[NoteVerifier] {
         &self.logs
@@ -390,21 +459,37 @@ impl Policy {
             .collect()
     }
 
-    /// Verifies a signed checkpoint under the policy: a trusted log whose key name is the
-    /// origin signed it, every signature by a known key verifies, and the cosigning witnesses
-    /// meet the quorum.
-    pub fn verify_checkpoint(&self, signed_note: &[u8]) -> Result<PolicyVerdict, PolicyCheckError> {
-        let note = Note::parse(signed_note)?;
-        let checkpoint = Checkpoint::parse(&note.text)?;
-        let opened = match note.open(&self.verifiers()) {
-            Ok(opened) => opened,
+    /// Step 1 of [`verify_checkpoint`](Self::verify_checkpoint): checks every signature by a
+    /// key of the policy (unknown keys are ignored; a failing known one rejects the note).
+    ///
+    /// # Errors
+    /// [`PolicyCheckError::NoLogSignature`] if no key of the policy signed, or
+    /// [`PolicyCheckError::Note`] for a bad signature by a known key.
+    pub fn open_note(
+        &self,
+        note: &Note,
+        checkpoint: &Checkpoint,
+    ) -> Result<OpenedNote, PolicyCheckError> {
+        match note.open(&self.verifiers()) {
+            Ok(opened) => Ok(opened),
             Err(NoteError::NoKnownSignature) => {
-                return Err(PolicyCheckError::NoLogSignature(checkpoint.origin));
+                Err(PolicyCheckError::NoLogSignature(checkpoint.origin.clone()))
             }
-            Err(e) => return Err(e.into()),
-        };
-        let log = self
-            .logs
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Step 2: the trusted log whose key name is the checkpoint's origin and whose signature
+    /// verified.
+    ///
+    /// # Errors
+    /// [`PolicyCheckError::NoLogSignature`].
+    pub fn log_signer(
+        &self,
+        checkpoint: &Checkpoint,
+        opened: &OpenedNote,
+    ) -> Result<&NoteVerifier, PolicyCheckError> {
+        self.logs
             .iter()
             .find(|log| {
                 log.name() == checkpoint.origin
@@ -414,7 +499,18 @@ impl Policy {
                             && v.key_id == log.key_id()
                     })
             })
-            .ok_or_else(|| PolicyCheckError::NoLogSignature(checkpoint.origin.clone()))?;
+            .ok_or_else(|| PolicyCheckError::NoLogSignature(checkpoint.origin.clone()))
+    }
+
+    /// Step 3: the witnesses (policy names, timestamps) whose cosignatures verified, if they
+    /// meet the quorum.
+    ///
+    /// # Errors
+    /// [`PolicyCheckError::QuorumNotMet`] listing who did cosign.
+    pub fn check_quorum(
+        &self,
+        opened: &OpenedNote,
+    ) -> Result<Vec<(String, u64)>, PolicyCheckError> {
         let cosigned = self.cosigned_witnesses(&opened.verified);
         let names: Vec<&str> = cosigned.iter().map(|(n, _)| n.as_str()).collect();
         if !self.quorum_met(&names) {
@@ -423,10 +519,24 @@ impl Policy {
                 needed: String::from(self.quorum_name()),
             });
         }
+        Ok(cosigned)
+    }
+
+    /// Verifies a signed checkpoint under the policy: a trusted log whose key name is the
+    /// origin signed it, every signature by a known key verifies, and the cosigning witnesses
+    /// meet the quorum. The steps are public ([`open_note`](Self::open_note),
+    /// [`log_signer`](Self::log_signer), [`check_quorum`](Self::check_quorum)) so a verifier
+    /// can report each one without re-implementing it.
+    pub fn verify_checkpoint(&self, signed_note: &[u8]) -> Result<PolicyVerdict, PolicyCheckError> {
+        let note = Note::parse(signed_note)?;
+        let checkpoint = Checkpoint::parse(&note.text)?;
+        let opened = self.open_note(&note, &checkpoint)?;
+        let log = String::from(self.log_signer(&checkpoint, &opened)?.name());
+        let cosigned = self.check_quorum(&opened)?;
         Ok(PolicyVerdict {
             checkpoint,
             text: opened.text,
-            log: String::from(log.name()),
+            log,
             cosigned,
         })
     }

@@ -9,10 +9,15 @@
 //!    updates the right edge of the tree ([`TileAppender`]) and the right-edge entry bundle, and
 //!    commits everything in one durable [`RoundCommit`]. Only then does each submitter get its
 //!    index (tokio oneshot), and only then is the new state handed to the checkpointer.
-//! 3. The checkpointer signs a C2SP checkpoint of the newest durable state, stores it durably,
-//!    asks the witnesses for cosignatures in parallel (bounded by a timeout), stores the
-//!    cosigned note and publishes it. A slow or absent witness delays only the checkpointer,
-//!    never the rounds; when it lags it skips straight to the newest durable state.
+//! 3. The checkpointer records durably that it signs the newest durable state, signs a C2SP
+//!    checkpoint of it, asks the witnesses for cosignatures in parallel (bounded by a timeout),
+//!    and only then stores the cosigned note as the published checkpoint and publishes it. A
+//!    slow or absent witness delays only the checkpointer, never the rounds; when it lags it
+//!    skips straight to the newest durable state. On a timer it retries a step that failed on
+//!    storage and asks again the witnesses that have not cosigned the current checkpoint.
+//! 4. Both tasks are supervised: a broken invariant (or a panic) sets [`Health::Failed`]
+//!    instead of ending a task silently; from then on submissions answer
+//!    [`SubmitError::Failed`], and the node is expected to report it (`/healthz`) and exit.
 //!
 //! Invariants (asserted here; the fault-injecting storage double checks the first from outside):
 //! - **Never signs state that is not durable**: the checkpointer only sees states that a
@@ -24,24 +29,29 @@
 //!   right-edge tiles and bundle and the last checkpoint, checks that the tiles give the stored
 //!   root, and appends from there.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::checkpoint::Checkpoint;
+use crate::cosignature::verify_cosignature;
+use crate::entry::{Entry, EntryError};
 use crate::merkle::{Hash, LeafIndex, TreeSize, leaf_hash};
-use crate::note::{NoteError, NoteSigner};
+use crate::note::{Note, NoteSignature, NoteSigner};
 use crate::proof::{
-    ConsistencyProof, InclusionProof, ProofError, consistency_proof, inclusion_proof,
+    ConsistencyProof, INTERIOR_CACHE_TILES_CEILING, INTERIOR_CACHE_TILES_DEFAULT, InclusionProof,
+    ProofError, TileInteriorCache, consistency_proof, consistency_proof_cached,
+    inclusion_proof_cached,
 };
 use crate::storage::{
     CheckpointError, CommitError, LogState, LogStorage, ReadError, RoundCommit, SidecarRecord,
     StoredCheckpoint, TileKey, validate_table_name,
 };
 use crate::tile::{BundleBuilder, MAX_BUNDLE_ENTRY_BYTES, TILE_WIDTH, TileAppender, TileId};
+use crate::tlog_proof::TlogProof;
 use crate::witness_client::WitnessClient;
 
 /// Hard ceiling on the pool size (entries waiting for a round).
@@ -73,6 +83,13 @@ pub struct SequencerConfig {
     /// Attempts of a failed commit (same round, idempotent) before reloading the durable state.
     /// 1..=100. Default 3.
     pub commit_attempts: u32,
+    /// How often the checkpointer asks again the witnesses that have not cosigned the current
+    /// checkpoint, while the log is quiet. 100..=3,600,000 ms. Default 30,000.
+    pub witness_retry_ms: u64,
+    /// Full tiles (levels >= 1) whose internal trees the proof-serving path keeps, about 16 KiB
+    /// each. 0..=65,536 (0 turns the cache off, except for the partial right-edge tiles).
+    /// Default 1,024.
+    pub proof_cache_tiles_max: usize,
 }
 
 impl SequencerConfig {
@@ -87,6 +104,8 @@ impl SequencerConfig {
             entry_bytes_max: MAX_BUNDLE_ENTRY_BYTES,
             witness_timeout_ms: 5_000,
             commit_attempts: 3,
+            witness_retry_ms: 30_000,
+            proof_cache_tiles_max: INTERIOR_CACHE_TILES_DEFAULT,
         }
     }
 
@@ -116,6 +135,12 @@ impl SequencerConfig {
         }
         if !(1..=100).contains(&self.commit_attempts) {
             return bad("commit_attempts must be 1..=100");
+        }
+        if !(100..=3_600_000).contains(&self.witness_retry_ms) {
+            return bad("witness_retry_ms must be 100..=3600000");
+        }
+        if self.proof_cache_tiles_max > INTERIOR_CACHE_TILES_CEILING {
+            return bad("proof_cache_tiles_max must be 0..=65536");
         }
         Ok(())
     }
@@ -168,9 +193,52 @@ pub enum SubmitError {
     /// Retrying may duplicate it; callers deduplicate on their own keys.
     #[error("storage failed; the entry may or may not be committed")]
     OutcomeUnknown,
+    /// The bytes are not a log entry (`Entry::decode` refuses them): the log holds only
+    /// entries.
+    #[error("not a log entry: {0}")]
+    NotAnEntry(EntryError),
     /// The sequencer is stopped.
     #[error("the sequencer is stopped")]
     Stopped,
+    /// The sequencer stopped after a broken invariant or a storage fencing failure (reason
+    /// given); see [`SequencerHandle::health`]. Not retryable on this process.
+    #[error("the sequencer has failed: {0}")]
+    Failed(String),
+}
+
+/// Whether the sequencer's tasks are working.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Health {
+    /// Both tasks run (storage may still be failing transiently; see the stats).
+    Healthy,
+    /// A task stopped for good: an invariant did not hold, another writer advanced the log, or
+    /// a task panicked. The reason is for the operator. Restart the process.
+    Failed(String),
+}
+
+/// The tasks' side of [`Health`]: the first failure wins.
+#[derive(Debug, Clone)]
+struct HealthReporter(Arc<watch::Sender<Health>>);
+
+impl HealthReporter {
+    fn fail(&self, reason: String) {
+        tracing::error!(reason = %reason, "sequencer failed: it stops appending and checkpointing");
+        self.0.send_if_modified(|health| {
+            if *health == Health::Healthy {
+                *health = Health::Failed(reason);
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    fn failure(&self) -> Option<String> {
+        match &*self.0.borrow() {
+            Health::Healthy => None,
+            Health::Failed(reason) => Some(reason.clone()),
+        }
+    }
 }
 
 impl SubmitError {
@@ -307,6 +375,8 @@ pub struct SequencerHandle<S> {
     stats: Arc<SequencerStats>,
     pooled_bytes: Arc<AtomicU64>,
     pool_bytes_max: u64,
+    proof_cache: Arc<Mutex<TileInteriorCache>>,
+    health: watch::Receiver<Health>,
 }
 
 impl<S: Clone> Clone for SequencerHandle<S> {
@@ -320,6 +390,8 @@ impl<S: Clone> Clone for SequencerHandle<S> {
             stats: self.stats.clone(),
             pooled_bytes: self.pooled_bytes.clone(),
             pool_bytes_max: self.pool_bytes_max,
+            proof_cache: self.proof_cache.clone(),
+            health: self.health.clone(),
         }
     }
 }
@@ -329,18 +401,24 @@ impl<S: LogStorage + Clone> SequencerHandle<S> {
     /// refuses at once if the pool is full or the submission is malformed.
     ///
     /// # Errors
-    /// [`SubmitError::PoolFull`], `EntrySize`, `Sidecar` or `Stopped`.
+    /// [`SubmitError::PoolFull`], `EntrySize`, `NotAnEntry`, `Sidecar`, `Stopped` or `Failed`.
     pub fn try_submit(
         &self,
         entry: Vec<u8>,
         sidecars: Vec<SidecarRecord>,
     ) -> Result<PendingIndex, SubmitError> {
+        if let Health::Failed(reason) = &*self.health.borrow() {
+            return Err(SubmitError::Failed(reason.clone()));
+        }
         if entry.is_empty() || entry.len() > self.entry_bytes_max {
             return Err(SubmitError::EntrySize {
                 len: entry.len(),
                 max: self.entry_bytes_max,
             });
         }
+        // The log holds entries only: verifiers decode what they prove, and an undecodable
+        // leaf could never be shown as evidence.
+        Entry::decode(&entry).map_err(SubmitError::NotAnEntry)?;
         if sidecars.len() > SIDECARS_PER_ENTRY_CEILING {
             return Err(SubmitError::Sidecar(format!(
                 "more than {SIDECARS_PER_ENTRY_CEILING} records"
@@ -445,8 +523,9 @@ impl<S: LogStorage + Clone> SequencerHandle<S> {
 
     /// The inclusion proof of `index` against the latest published checkpoint.
     ///
-    /// Synchronous: a few tile point reads and about a hundred microseconds of hashing (in-tile
-    /// subtrees are recomputed from the tile's hashes); under heavy load call it from
+    /// Synchronous: a few tile point reads from one snapshot and some tens of microseconds of
+    /// hashing (the leaf's level-0 tile is recomputed; higher full tiles and the right edge come
+    /// from the handle's bounded cache of tile internal trees); under heavy load call it from
     /// `spawn_blocking`.
     ///
     /// # Errors
@@ -464,7 +543,7 @@ impl<S: LogStorage + Clone> SequencerHandle<S> {
             });
         }
         let tiles = self.storage.tile_reader()?;
-        let proof = inclusion_proof(index, published.size, &tiles)?;
+        let proof = inclusion_proof_cached(index, published.size, &tiles, &*self.proof_cache)?;
         Ok((proof, published))
     }
 
@@ -478,8 +557,44 @@ impl<S: LogStorage + Clone> SequencerHandle<S> {
     ) -> Result<(ConsistencyProof, Arc<PublishedCheckpoint>), ServeProofError> {
         let published = self.checkpoint().ok_or(ServeProofError::NoCheckpoint)?;
         let tiles = self.storage.tile_reader()?;
-        let proof = consistency_proof(old, published.size, &tiles)?;
+        let proof = consistency_proof_cached(old, published.size, &tiles, &*self.proof_cache)?;
         Ok((proof, published))
+    }
+
+    /// A C2SP tlog-proof file for the entry at `index`: its inclusion proof against the latest
+    /// published (cosigned) checkpoint, with that checkpoint's note — what `agritrace-verify`
+    /// checks offline. Synchronous like [`inclusion_proof`](Self::inclusion_proof).
+    ///
+    /// # Errors
+    /// As [`inclusion_proof`](Self::inclusion_proof).
+    pub fn tlog_proof(&self, index: LeafIndex) -> Result<TlogProof, ServeProofError> {
+        let (proof, published) = self.inclusion_proof(index)?;
+        Ok(TlogProof {
+            extra: None,
+            index,
+            path: proof.path,
+            checkpoint: published.note.clone(),
+        })
+    }
+
+    /// Whether the sequencer is working; [`Health::Failed`] is final for this process.
+    #[must_use]
+    pub fn health(&self) -> Health {
+        self.health.borrow().clone()
+    }
+
+    /// Waits until the sequencer fails and returns the reason (for a node that exits then).
+    /// Pends forever while healthy; returns `None` if the sequencer was dropped healthy.
+    pub async fn wait_for_failure(&self) -> Option<String> {
+        let mut health = self.health.clone();
+        let failed = health
+            .wait_for(|h| matches!(h, Health::Failed(_)))
+            .await
+            .ok()?;
+        match &*failed {
+            Health::Failed(reason) => Some(reason.clone()),
+            Health::Healthy => None,
+        }
     }
 
     /// The sequencer's counters.
@@ -540,12 +655,9 @@ pub async fn start<S: LogStorage + Clone>(
     }
     let restored = storage.load().await?;
     let edge = restore_right_edge(&storage, restored.state).await?;
-    let last_signed = restored.checkpoint.as_ref().map(|c| LogState {
-        size: c.size,
-        root: c.root,
-    });
+    let last_signed = restored.last_signed();
     if let Some(signed) = last_signed {
-        // A stored checkpoint is only ever for durable state (storage contract).
+        // A signed state is only ever durable state (storage contract).
         if signed.size > edge.state.size {
             return Err(StartError::Corrupt(format!(
                 "checkpoint of size {} is ahead of the durable log of size {}",
@@ -553,19 +665,19 @@ pub async fn start<S: LogStorage + Clone>(
             )));
         }
     }
-    let published_initial = restored.checkpoint.as_ref().and_then(|c| {
-        let note = String::from_utf8(c.note.clone()).ok()?;
-        Some(Arc::new(PublishedCheckpoint {
-            size: TreeSize(c.size),
-            root: Hash(c.root),
-            cosigned_by: Vec::new(),
-            note,
-        }))
-    });
+    let resumed = restored
+        .checkpoint
+        .as_ref()
+        .and_then(|stored| resume_published(stored, &log_key, &witnesses));
+    let (published_initial, current) = match resumed {
+        Some((published, current)) => (Some(published), Some(current)),
+        None => (None, None),
+    };
     tracing::info!(
         origin = %config.origin,
         size = edge.state.size,
         checkpoint_size = last_signed.map(|s| s.size),
+        cosigned_by = ?published_initial.as_ref().map(|p| p.cosigned_by.clone()),
         "sequencer resumed from durable state"
     );
 
@@ -573,29 +685,43 @@ pub async fn start<S: LogStorage + Clone>(
     let (durable_tx, durable_rx) = watch::channel(edge.state);
     let (published_tx, published_rx) = watch::channel(published_initial);
     let (stop_tx, stop_rx) = watch::channel(false);
+    let (health_tx, health_rx) = watch::channel(Health::Healthy);
+    let health = HealthReporter(Arc::new(health_tx));
 
     let stats = Arc::new(SequencerStats::default());
     let pooled_bytes = Arc::new(AtomicU64::new(0));
-    let rounds = tokio::spawn(run_rounds(RoundTask {
-        pooled_bytes: pooled_bytes.clone(),
-        stats: stats.clone(),
-        storage: storage.clone(),
-        config: config.clone(),
-        edge,
-        pool: pool_rx,
-        durable: durable_tx,
-        stop: stop_rx,
-    }));
+    let rounds = supervise(
+        "round",
+        health.clone(),
+        tokio::spawn(run_rounds(RoundTask {
+            pooled_bytes: pooled_bytes.clone(),
+            stats: stats.clone(),
+            storage: storage.clone(),
+            config: config.clone(),
+            edge,
+            pool: pool_rx,
+            durable: durable_tx,
+            stop: stop_rx,
+            health: health.clone(),
+        })),
+    );
     let checkpointer = Checkpointer {
         stats: stats.clone(),
         storage: storage.clone(),
         log_key,
         origin: config.origin.clone(),
         witnesses,
+        witness_retry: Duration::from_millis(config.witness_retry_ms),
         last_signed,
+        current,
         published: published_tx,
+        health: health.clone(),
     };
-    let checkpoints = tokio::spawn(checkpointer.run(durable_rx.clone()));
+    let checkpoints = supervise(
+        "checkpointer",
+        health,
+        tokio::spawn(checkpointer.run(durable_rx.clone())),
+    );
     let handle = SequencerHandle {
         pool: pool_tx,
         storage,
@@ -605,6 +731,10 @@ pub async fn start<S: LogStorage + Clone>(
         stats,
         pooled_bytes: pooled_bytes.clone(),
         pool_bytes_max: config.pool_bytes_max,
+        proof_cache: Arc::new(Mutex::new(TileInteriorCache::new(
+            config.proof_cache_tiles_max,
+        ))),
+        health: health_rx,
     };
     Ok((
         handle,
@@ -614,6 +744,28 @@ pub async fn start<S: LogStorage + Clone>(
             checkpoints,
         },
     ))
+}
+
+/// Watches a task: a panic is reported as [`Health::Failed`] instead of vanishing with the
+/// task (nobody awaits the task's handle until shutdown).
+fn supervise(task: &'static str, health: HealthReporter, handle: JoinHandle<()>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        match handle.await {
+            Ok(()) => {}
+            Err(e) if e.is_panic() => {
+                let payload = e.into_panic();
+                let message = payload
+                    .downcast_ref::<&str>()
+                    .map(|m| (*m).to_owned())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "no message".to_owned());
+                health.fail(format!("the {task} task panicked: {message}"));
+            }
+            Err(_) => {
+                // Cancelled: the runtime is shutting down.
+            }
+        }
+    })
 }
 
 /// Reads the right-edge tiles and bundle (point reads only) and rebuilds the appender, checking
@@ -678,6 +830,22 @@ struct RoundTask<S> {
     pool: mpsc::Receiver<Submission>,
     durable: watch::Sender<LogState>,
     stop: watch::Receiver<bool>,
+    health: HealthReporter,
+}
+
+/// Answers every submission of `batch` and of the closed pool with `error`.
+fn answer_all(
+    batch: &mut Vec<Submission>,
+    pool: &mut mpsc::Receiver<Submission>,
+    error: &SubmitError,
+) {
+    pool.close();
+    for submission in batch.drain(..) {
+        let _ = submission.reply.send(Err(error.clone()));
+    }
+    while let Ok(submission) = pool.try_recv() {
+        let _ = submission.reply.send(Err(error.clone()));
+    }
 }
 
 /// The round loop: drain the pool, commit, answer, hand the state to the checkpointer.
@@ -691,6 +859,7 @@ async fn run_rounds<S: LogStorage>(task: RoundTask<S>) {
         mut pool,
         durable,
         mut stop,
+        health,
     } = task;
     let mut ticker = tokio::time::interval(Duration::from_millis(config.round_period_ms));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -715,34 +884,54 @@ async fn run_rounds<S: LogStorage>(task: RoundTask<S>) {
                 }
             }
         }
+        if let Some(reason) = health.failure() {
+            // The checkpointer found a broken invariant: append nothing more.
+            answer_all(&mut batch, &mut pool, &SubmitError::Failed(reason));
+            return;
+        }
         if !batch.is_empty() {
             let started = Instant::now();
             let count = u64::try_from(batch.len()).unwrap_or(u64::MAX);
-            if run_round(&storage, &config, &mut edge, &mut batch, &durable).await {
-                stats.rounds_committed.fetch_add(1, Ordering::Relaxed);
-                stats.entries_committed.fetch_add(count, Ordering::Relaxed);
-                let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-                stats.last_round_micros.store(micros, Ordering::Relaxed);
-            } else {
-                stats.rounds_failed.fetch_add(1, Ordering::Relaxed);
+            let round = Round {
+                storage: &storage,
+                config: &config,
+                durable: &durable,
+                health: &health,
+            };
+            match round.run(&mut edge, &mut batch, &mut stop).await {
+                RoundResult::Committed => {
+                    stats.rounds_committed.fetch_add(1, Ordering::Relaxed);
+                    stats.entries_committed.fetch_add(count, Ordering::Relaxed);
+                    let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+                    stats.last_round_micros.store(micros, Ordering::Relaxed);
+                }
+                RoundResult::NotCommitted => {
+                    stats.rounds_failed.fetch_add(1, Ordering::Relaxed);
+                }
+                RoundResult::Stop => {
+                    stats.rounds_failed.fetch_add(1, Ordering::Relaxed);
+                    let error = health
+                        .failure()
+                        .map_or(SubmitError::Stopped, SubmitError::Failed);
+                    answer_all(&mut batch, &mut pool, &error);
+                    return;
+                }
             }
         }
         if stopping || closed {
-            pool.close();
-            while let Ok(submission) = pool.try_recv() {
-                let _ = submission.reply.send(Err(SubmitError::Stopped));
-            }
+            answer_all(&mut batch, &mut pool, &SubmitError::Stopped);
             return;
         }
     }
 }
 
 /// Builds the round's commit from the batch, without touching `edge` (so a failed commit
-/// leaves the in-memory state as it was). Returns the commit and the edge after it.
+/// leaves the in-memory state as it was). Returns the commit and the edge after it, or why the
+/// round cannot be built (a bug: entries are bounded at submission).
 fn build_round(
     edge: &RightEdge,
     batch: &[Submission],
-) -> (RoundCommit, TileAppender, BundleBuilder) {
+) -> Result<(RoundCommit, TileAppender, BundleBuilder), String> {
     let mut appender = edge.appender.clone();
     let mut bundle = edge.bundle.clone();
     let start = edge.state.size;
@@ -751,11 +940,11 @@ fn build_round(
     let mut bundles = Vec::new();
     for (offset, submission) in (0u64..).zip(batch) {
         let index = start + offset;
-        if bundle.push(&submission.entry).is_err() {
-            // Unreachable by construction: entries are bounded to 65,535 bytes at submission
-            // and a full bundle is replaced below before the next push.
-            unreachable!("entry {index} does not fit its bundle");
-        }
+        // Entries are bounded to 65,535 bytes at submission and a full bundle is replaced
+        // below before the next push, so this fails only through a bug.
+        bundle
+            .push(&submission.entry)
+            .map_err(|e| format!("entry {index} does not fit its bundle: {e}"))?;
         if bundle.is_full() {
             let full = std::mem::take(&mut bundle);
             bundles.push((index / u64::from(TILE_WIDTH), full.into_bytes()));
@@ -795,79 +984,160 @@ fn build_round(
         bundles,
         sidecars,
     };
-    (commit, appender, bundle)
+    Ok((commit, appender, bundle))
 }
 
-/// How a round ended, once known.
+/// How a round's commit ended, once known.
 enum RoundOutcome {
     Landed,
     NotLanded,
     Unknown,
+    /// Storage holds a state this sequencer did not write: another writer is active.
+    Fenced(String),
 }
 
-/// Runs one round; returns whether its entries were committed and answered with indexes.
-async fn run_round<S: LogStorage>(
-    storage: &S,
-    config: &SequencerConfig,
-    edge: &mut RightEdge,
-    batch: &mut Vec<Submission>,
-    durable: &watch::Sender<LogState>,
-) -> bool {
-    let (commit, appender, bundle) = build_round(edge, batch);
-    let commit = Arc::new(commit);
-    let outcome = commit_with_recovery(storage, config, &commit).await;
-    let start = edge.state.size;
-    match outcome {
-        RoundOutcome::Landed => {
-            assert_eq!(
-                appender.size().0,
-                commit.next.size,
-                "appender and commit disagree on the size"
-            );
-            edge.appender = appender;
-            edge.bundle = bundle;
-            edge.state = commit.next;
-            // Readers (entries, proofs, the checkpointer) see the new state before any
-            // submitter hears its index.
-            let _ = durable.send(commit.next);
-            // A crash after the commit and before these answers is safe: the entries are
-            // durable, the submitters retry, and callers deduplicate.
-            for (offset, submission) in (0u64..).zip(batch.drain(..)) {
-                let _ = submission.reply.send(Ok(LeafIndex(start + offset)));
+/// What the round loop does after a round.
+enum RoundResult {
+    /// Committed and answered with indexes.
+    Committed,
+    /// Answered with an error; the next round builds on the unchanged durable state.
+    NotCommitted,
+    /// Stop the round task: shutdown was asked for, or the sequencer failed (health says).
+    Stop,
+}
+
+/// What one round needs besides the right edge and the batch.
+struct Round<'a, S> {
+    storage: &'a S,
+    config: &'a SequencerConfig,
+    durable: &'a watch::Sender<LogState>,
+    health: &'a HealthReporter,
+}
+
+impl<S: LogStorage> Round<'_, S> {
+    /// Runs one round: build, commit (with recovery), answer.
+    async fn run(
+        &self,
+        edge: &mut RightEdge,
+        batch: &mut Vec<Submission>,
+        stop: &mut watch::Receiver<bool>,
+    ) -> RoundResult {
+        let (commit, appender, bundle) = match build_round(edge, batch) {
+            Ok(built) => built,
+            Err(reason) => {
+                self.health.fail(reason);
+                return RoundResult::Stop;
             }
-            true
+        };
+        let commit = Arc::new(commit);
+        let outcome = commit_with_recovery(self.storage, self.config, &commit).await;
+        let start = edge.state.size;
+        match outcome {
+            RoundOutcome::Landed => {
+                if appender.size().0 != commit.next.size {
+                    self.health.fail(format!(
+                        "appender size {} and commit size {} disagree",
+                        appender.size().0,
+                        commit.next.size
+                    ));
+                    return RoundResult::Stop;
+                }
+                edge.appender = appender;
+                edge.bundle = bundle;
+                edge.state = commit.next;
+                // Readers (entries, proofs, the checkpointer) see the new state before any
+                // submitter hears its index.
+                let _ = self.durable.send(commit.next);
+                // A crash after the commit and before these answers is safe: the entries are
+                // durable, the submitters retry, and callers deduplicate.
+                for (offset, submission) in (0u64..).zip(batch.drain(..)) {
+                    let _ = submission.reply.send(Ok(LeafIndex(start + offset)));
+                }
+                RoundResult::Committed
+            }
+            RoundOutcome::NotLanded => {
+                for submission in batch.drain(..) {
+                    let _ = submission.reply.send(Err(SubmitError::NotCommitted));
+                }
+                RoundResult::NotCommitted
+            }
+            RoundOutcome::Fenced(reason) => {
+                for submission in batch.drain(..) {
+                    let _ = submission.reply.send(Err(SubmitError::NotCommitted));
+                }
+                self.health.fail(reason);
+                RoundResult::Stop
+            }
+            RoundOutcome::Unknown => {
+                for submission in batch.drain(..) {
+                    let _ = submission.reply.send(Err(SubmitError::OutcomeUnknown));
+                }
+                self.settle_unknown(&commit, edge, stop).await
+            }
         }
-        RoundOutcome::NotLanded => {
-            for submission in batch.drain(..) {
-                let _ = submission.reply.send(Err(SubmitError::NotCommitted));
+    }
+
+    /// After a commit whose outcome is unknown: never append on top of an unknown state; ask
+    /// storage every round period which state is durable, until it answers, shutdown is asked
+    /// for, or it shows a state this sequencer did not write (then the sequencer fails: going
+    /// on from a stale edge would only conflict forever).
+    async fn settle_unknown(
+        &self,
+        commit: &RoundCommit,
+        edge: &mut RightEdge,
+        stop: &mut watch::Receiver<bool>,
+    ) -> RoundResult {
+        let mut attempt = 0u64;
+        loop {
+            if *stop.borrow() {
+                tracing::warn!(
+                    size = commit.next.size,
+                    "stopping while the last round's outcome is unknown"
+                );
+                return RoundResult::Stop;
             }
-            false
-        }
-        RoundOutcome::Unknown => {
-            for submission in batch.drain(..) {
-                let _ = submission.reply.send(Err(SubmitError::OutcomeUnknown));
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(self.config.round_period_ms)) => {}
+                _ = stop.changed() => continue,
             }
-            // Do not append on top of an unknown state: wait until storage says which it is.
-            loop {
-                tokio::time::sleep(Duration::from_millis(config.round_period_ms)).await;
-                match storage.load().await {
-                    Ok(restored) if restored.state == commit.next => {
-                        if let Ok(restored_edge) = restore_right_edge(storage, restored.state).await
-                        {
+            attempt += 1;
+            match self.storage.load().await {
+                Ok(restored) if restored.state == commit.next => {
+                    match restore_right_edge(self.storage, restored.state).await {
+                        Ok(restored_edge) => {
                             *edge = restored_edge;
-                            let _ = durable.send(commit.next);
-                            return false;
+                            let _ = self.durable.send(commit.next);
+                            tracing::info!(size = commit.next.size, "the unknown round had landed");
+                            return RoundResult::NotCommitted;
+                        }
+                        Err(StartError::Storage(e)) => {
+                            tracing::warn!(error = %e, attempt, "reading the right edge failed; retrying");
+                        }
+                        Err(e) => {
+                            self.health.fail(format!(
+                                "the right edge of the durable log cannot be rebuilt: {e}"
+                            ));
+                            return RoundResult::Stop;
                         }
                     }
-                    Ok(restored) if restored.state == commit.previous => return false,
-                    Ok(restored) => {
-                        tracing::error!(
-                            stored_size = restored.state.size,
-                            "log state changed under the sequencer; another writer is active"
-                        );
-                        return false;
-                    }
-                    Err(e) => tracing::warn!(error = %e, "storage still unavailable"),
+                }
+                Ok(restored) if restored.state == commit.previous => {
+                    tracing::info!(
+                        size = commit.previous.size,
+                        "the unknown round had not landed"
+                    );
+                    return RoundResult::NotCommitted;
+                }
+                Ok(restored) => {
+                    self.health.fail(format!(
+                        "log state changed under the sequencer (storage holds size {}, this \
+                         sequencer wrote size {} or {}): another writer is active",
+                        restored.state.size, commit.previous.size, commit.next.size
+                    ));
+                    return RoundResult::Stop;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, attempt, "storage still unavailable; the last round's outcome is unknown");
                 }
             }
         }
@@ -887,7 +1157,12 @@ async fn commit_with_recovery<S: LogStorage>(
             Err(CommitError::Backend(e)) => {
                 tracing::warn!(error = %e, attempt, size = commit.next.size, "round commit failed");
             }
-            Err(e @ (CommitError::Conflict { .. } | CommitError::Invalid(_))) => {
+            Err(e @ CommitError::Conflict { .. }) => {
+                return RoundOutcome::Fenced(format!(
+                    "round refused by storage ({e}): another writer advanced the log"
+                ));
+            }
+            Err(e @ CommitError::Invalid(_)) => {
                 tracing::error!(error = %e, "round refused by storage; nothing was written");
                 return RoundOutcome::NotLanded;
             }
@@ -900,159 +1175,327 @@ async fn commit_with_recovery<S: LogStorage>(
     }
 }
 
+/// The checkpoint the checkpointer is working on: signed (and recorded as signed), perhaps
+/// published, perhaps still missing some witnesses' cosignatures.
+struct Current {
+    state: LogState,
+    checkpoint: Checkpoint,
+    /// The log-signed note, without cosignatures.
+    signed: String,
+    /// Verified cosignature lines gathered so far, by witness name.
+    cosignatures: Vec<(String, NoteSignature)>,
+    /// Whether the note with these cosignatures is stored and published.
+    published: bool,
+}
+
+impl Current {
+    fn note(&self) -> String {
+        let mut note = self.signed.clone();
+        for (_, line) in &self.cosignatures {
+            note.push_str(&line.to_line());
+        }
+        note
+    }
+}
+
 struct Checkpointer<S> {
     stats: Arc<SequencerStats>,
     storage: S,
     log_key: NoteSigner,
     origin: String,
     witnesses: WitnessClient,
+    witness_retry: Duration,
     last_signed: Option<LogState>,
+    current: Option<Current>,
     published: watch::Sender<Option<Arc<PublishedCheckpoint>>>,
+    health: HealthReporter,
 }
 
-/// Why one checkpoint could not be produced.
-#[derive(Debug, thiserror::Error)]
-enum CheckpointRunError {
-    #[error("signing the checkpoint failed: {0}")]
-    Sign(#[from] NoteError),
-    #[error("storing the checkpoint failed: {0}")]
-    Store(#[from] CheckpointError),
+/// Why one checkpoint step did not finish.
+#[derive(Debug)]
+enum StepError {
+    /// Storage could not be read or written (the outcome may be unknown): retry later.
+    Transient(String),
+    /// A sequencer invariant does not hold: stop and report (never sign past it).
+    Invariant(String),
+}
+
+/// First wait before retrying a checkpoint step that failed on storage.
+const CHECKPOINT_RETRY_MIN: Duration = Duration::from_millis(50);
+/// Longest wait between retries of a checkpoint step that failed on storage.
+const CHECKPOINT_RETRY_MAX: Duration = Duration::from_secs(5);
+
+fn store_error(what: &str, error: CheckpointError) -> StepError {
+    match error {
+        CheckpointError::Backend(e) => StepError::Transient(format!("storing the {what}: {e}")),
+        // Stale, Fork, Ahead: storage refuses what the sequencer believed consistent and
+        // durable; signing on would risk two inconsistent checkpoints.
+        refused => StepError::Invariant(format!("storage refused the {what}: {refused}")),
+    }
 }
 
 impl<S: LogStorage + Clone> Checkpointer<S> {
+    /// Checkpoints each new durable state; wakes up on its own to retry a step that failed on
+    /// storage (with backoff) and, while fewer than the configured witnesses have cosigned the
+    /// current checkpoint, to ask the missing ones again every `witness_retry_ms` — so a quiet
+    /// log still gets its checkpoint stored and cosigned.
     async fn run(mut self, mut durable: watch::Receiver<LogState>) {
+        let mut backoff = CHECKPOINT_RETRY_MIN;
         loop {
             let state = *durable.borrow_and_update();
-            self.checkpoint_if_new(state).await;
-            if durable.changed().await.is_err() {
+            let wake = match self.step(state).await {
+                Ok(()) => {
+                    backoff = CHECKPOINT_RETRY_MIN;
+                    self.missing_witnesses().then_some(self.witness_retry)
+                }
+                Err(StepError::Transient(reason)) => {
+                    tracing::warn!(reason = %reason, size = state.size, retry_ms = backoff.as_millis(), "checkpoint not produced yet; retrying");
+                    let wait = backoff;
+                    backoff = (backoff * 2).min(CHECKPOINT_RETRY_MAX);
+                    Some(wait)
+                }
+                Err(StepError::Invariant(reason)) => {
+                    self.health.fail(reason);
+                    return;
+                }
+            };
+            let changed = match wake {
+                Some(wait) => tokio::select! {
+                    changed = durable.changed() => changed,
+                    () = tokio::time::sleep(wait) => Ok(()),
+                },
+                None => durable.changed().await,
+            };
+            if changed.is_err() {
                 // Rounds stopped: a final state may have arrived with the close.
                 let last = *durable.borrow();
-                self.checkpoint_if_new(last).await;
+                match self.step(last).await {
+                    Ok(()) => {}
+                    Err(StepError::Transient(reason)) => {
+                        tracing::warn!(reason = %reason, size = last.size, "final checkpoint not produced");
+                    }
+                    Err(StepError::Invariant(reason)) => self.health.fail(reason),
+                }
                 return;
             }
         }
     }
 
-    async fn checkpoint_if_new(&mut self, state: LogState) {
-        if self.last_signed == Some(state) || state.size == 0 {
-            return;
-        }
-        if let Err(e) = self.checkpoint(state).await {
-            tracing::error!(error = %e, size = state.size, "checkpoint not produced");
-        }
+    fn missing_witnesses(&self) -> bool {
+        self.current
+            .as_ref()
+            .is_some_and(|c| c.cosignatures.len() < self.witnesses.len())
     }
 
-    /// Asserts that signing `state` keeps every checkpoint ever signed consistent.
-    fn assert_consistent_with_last_signed(&self, state: LogState) {
+    /// Checks that signing `state` keeps every checkpoint ever signed consistent. A storage
+    /// read failure is transient; a proof that cannot be built from durable tiles, or that does
+    /// not verify, is an invariant failure.
+    async fn check_consistent_with_last_signed(&self, state: LogState) -> Result<(), StepError> {
         let Some(last) = self.last_signed else {
-            return;
+            return Ok(());
         };
-        assert!(
-            state.size >= last.size,
-            "refusing to sign a smaller tree: {} after {}",
-            state.size,
-            last.size
-        );
+        if state.size < last.size {
+            return Err(StepError::Invariant(format!(
+                "refusing to sign a smaller tree: {} after {}",
+                state.size, last.size
+            )));
+        }
         if state.size == last.size {
-            assert_eq!(state.root, last.root, "two roots for size {}", state.size);
-            return;
+            if state.root != last.root {
+                return Err(StepError::Invariant(format!(
+                    "two roots for size {}",
+                    state.size
+                )));
+            }
+            return Ok(());
         }
         if last.size == 0 {
-            return;
+            return Ok(());
         }
-        let proof = self
-            .storage
-            .tile_reader()
-            .map_err(ProofError::Storage)
-            .and_then(|tiles| consistency_proof(TreeSize(last.size), TreeSize(state.size), &tiles));
-        let verified = proof.map(|p| p.verify(&Hash(last.root), &Hash(state.root)));
-        assert!(
-            matches!(verified, Ok(Ok(()))),
-            "durable state of size {} is not consistent with the signed checkpoint of size {}: {verified:?}",
-            state.size,
-            last.size
-        );
+        let storage = self.storage.clone();
+        let proof = tokio::task::spawn_blocking(move || {
+            let tiles = storage.tile_reader().map_err(ProofError::Storage)?;
+            consistency_proof(TreeSize(last.size), TreeSize(state.size), &tiles)
+        })
+        .await
+        .map_err(|e| StepError::Invariant(format!("consistency proof task failed: {e}")))?;
+        let proof = match proof {
+            Ok(proof) => proof,
+            Err(ProofError::Storage(ReadError::Backend(e))) => {
+                return Err(StepError::Transient(format!(
+                    "could not read tiles for the consistency proof: {e}"
+                )));
+            }
+            Err(e) => {
+                return Err(StepError::Invariant(format!(
+                    "no consistency proof from the signed size {} to the durable size {}: {e}",
+                    last.size, state.size
+                )));
+            }
+        };
+        proof
+            .verify(&Hash(last.root), &Hash(state.root))
+            .map_err(|e| {
+                StepError::Invariant(format!(
+                    "durable state of size {} is not consistent with the signed checkpoint of size {}: {e}",
+                    state.size, last.size
+                ))
+            })
     }
 
-    async fn checkpoint(&mut self, state: LogState) -> Result<(), CheckpointRunError> {
-        self.assert_consistent_with_last_signed(state);
-        let checkpoint = Checkpoint {
-            origin: self.origin.clone(),
-            size: TreeSize(state.size),
-            root: Hash(state.root),
-            extensions: Vec::new(),
-        };
-        let signed = checkpoint.sign(&self.log_key)?;
-        // Store before anyone sees the signature: after a crash the restarted sequencer knows
-        // it signed this size and never signs a smaller one.
-        self.store(StoredCheckpoint {
-            size: state.size,
-            root: state.root,
-            note: signed.clone().into_bytes(),
-        })
-        .await?;
-        self.last_signed = Some(state);
-
-        let storage = self.storage.clone();
-        let new_size = TreeSize(state.size);
-        let prove = move |old: TreeSize| -> Option<Vec<Hash>> {
-            let tiles = storage.tile_reader().ok()?;
-            consistency_proof(old, new_size, &tiles)
-                .ok()
-                .map(|p| p.path)
-        };
-        let cosignatures = self
-            .witnesses
-            .gather(&checkpoint, &signed, Arc::new(prove))
-            .await;
-        let mut note = signed;
-        let mut cosigned_by = Vec::new();
-        for (witness, line) in &cosignatures {
-            note.push_str(&line.to_line());
-            cosigned_by.push(witness.clone());
+    /// Brings the published checkpoint up to `state`: sign (after recording the signed state),
+    /// gather cosignatures from the witnesses that have not cosigned yet, then store and
+    /// publish. Each part is skipped when already done, so a retry resumes where it failed.
+    async fn step(&mut self, state: LogState) -> Result<(), StepError> {
+        if state.size == 0 {
+            return Ok(());
         }
-        if !cosignatures.is_empty() {
-            self.store(StoredCheckpoint {
+        let first_attempt = self.current.as_ref().is_none_or(|c| c.state != state);
+        if first_attempt {
+            if self.last_signed != Some(state) {
+                self.check_consistent_with_last_signed(state).await?;
+            }
+            let checkpoint = Checkpoint {
+                origin: self.origin.clone(),
+                size: TreeSize(state.size),
+                root: Hash(state.root),
+                extensions: Vec::new(),
+            };
+            let signed = checkpoint
+                .sign(&self.log_key)
+                .map_err(|e| StepError::Invariant(format!("signing the checkpoint failed: {e}")))?;
+            // Record before anyone sees the signature: after a crash the restarted sequencer
+            // knows it signed this size and never signs a smaller or different tree.
+            self.storage
+                .put_signed(state)
+                .await
+                .map_err(|e| store_error("signed state", e))?;
+            self.last_signed = Some(state);
+            self.current = Some(Current {
+                state,
+                checkpoint,
+                signed,
+                cosignatures: Vec::new(),
+                published: false,
+            });
+        }
+        let Some(current) = self.current.as_mut() else {
+            return Ok(());
+        };
+        if current.cosignatures.len() < self.witnesses.len() {
+            let storage = self.storage.clone();
+            let new_size = current.checkpoint.size;
+            let prove = move |old: TreeSize| -> Option<Vec<Hash>> {
+                let tiles = storage.tile_reader().ok()?;
+                consistency_proof(old, new_size, &tiles)
+                    .ok()
+                    .map(|p| p.path)
+            };
+            let already: Vec<String> = current
+                .cosignatures
+                .iter()
+                .map(|(name, _)| name.clone())
+                .collect();
+            let gathered = self
+                .witnesses
+                .gather_missing(
+                    &current.checkpoint,
+                    &current.signed,
+                    Arc::new(prove),
+                    &already,
+                )
+                .await;
+            if !gathered.is_empty() {
+                self.stats.cosignatures_gathered.fetch_add(
+                    u64::try_from(gathered.len()).unwrap_or(u64::MAX),
+                    Ordering::Relaxed,
+                );
+                current.cosignatures.extend(gathered);
+                current.published = false;
+            }
+        }
+        if current.published {
+            return Ok(());
+        }
+        // Published only now, after the witnesses answered or timed out: a client with a
+        // quorum policy never fetches a checkpoint the witnesses have not seen yet.
+        let note = current.note();
+        self.storage
+            .put_checkpoint(StoredCheckpoint {
                 size: state.size,
                 root: state.root,
                 note: note.clone().into_bytes(),
             })
-            .await?;
-        }
+            .await
+            .map_err(|e| store_error("checkpoint", e))?;
+        current.published = true;
+        let cosigned_by: Vec<String> = current
+            .cosignatures
+            .iter()
+            .map(|(name, _)| name.clone())
+            .collect();
         tracing::info!(
             size = state.size,
             cosignatures = cosigned_by.len(),
+            witnesses = self.witnesses.len(),
             "checkpoint published"
         );
         self.stats
             .checkpoints_published
             .fetch_add(1, Ordering::Relaxed);
-        self.stats.cosignatures_gathered.fetch_add(
-            u64::try_from(cosigned_by.len()).unwrap_or(u64::MAX),
-            Ordering::Relaxed,
-        );
         let _ = self.published.send(Some(Arc::new(PublishedCheckpoint {
-            size: checkpoint.size,
-            root: checkpoint.root,
+            size: current.checkpoint.size,
+            root: current.checkpoint.root,
             note,
             cosigned_by,
         })));
         Ok(())
     }
+}
 
-    /// Stores a checkpoint durably, retrying backend failures (the write is idempotent).
-    async fn store(&self, checkpoint: StoredCheckpoint) -> Result<(), CheckpointError> {
-        let mut attempt = 0u32;
-        loop {
-            attempt += 1;
-            match self.storage.put_checkpoint(checkpoint.clone()).await {
-                Ok(()) => return Ok(()),
-                Err(CheckpointError::Backend(e)) if attempt < 5 => {
-                    tracing::warn!(error = %e, attempt, "storing the checkpoint failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
-                }
-                Err(e) => return Err(e),
-            }
+/// The published checkpoint and the checkpointer's starting point from a stored checkpoint:
+/// its cosignatures are verified with the witnesses' keys (so `cosigned_by` is right after a
+/// restart), and the witness client learns the size each of those witnesses holds.
+fn resume_published(
+    stored: &StoredCheckpoint,
+    log_key: &NoteSigner,
+    witnesses: &WitnessClient,
+) -> Option<(Arc<PublishedCheckpoint>, Current)> {
+    let note_text = String::from_utf8(stored.note.clone()).ok()?;
+    let note = Note::parse(note_text.as_bytes()).ok()?;
+    let checkpoint = Checkpoint::parse(&note.text).ok()?;
+    let verifiers = witnesses.verifiers();
+    let mut cosignatures: Vec<(String, NoteSignature)> = Vec::new();
+    for line in &note.signatures {
+        let Some(verifier) = verifiers.iter().find(|v| v.matches(line)) else {
+            continue;
+        };
+        let name = verifier.name().to_owned();
+        if cosignatures.iter().any(|(n, _)| *n == name)
+            || verify_cosignature(&note.text, line, verifier).is_err()
+        {
+            continue;
         }
+        witnesses.assume_size(&name, stored.size);
+        cosignatures.push((name, line.clone()));
     }
+    // Ed25519 signatures are deterministic: signing again gives the stored log signature.
+    let signed = checkpoint.sign(log_key).ok()?;
+    let published = Arc::new(PublishedCheckpoint {
+        size: TreeSize(stored.size),
+        root: Hash(stored.root),
+        note: note_text,
+        cosigned_by: cosignatures.iter().map(|(n, _)| n.clone()).collect(),
+    });
+    let current = Current {
+        state: LogState {
+            size: stored.size,
+            root: stored.root,
+        },
+        checkpoint,
+        signed,
+        cosignatures,
+        published: true,
+    };
+    Some((published, current))
 }

@@ -7,6 +7,21 @@
 //! comes with `storage::faulty`, a double that injects failures with or without the write
 //! landing.
 //!
+//! Two transactions, on purpose. A round's transaction holds its entry bundles, tiles, sidecar
+//! records and the new log state, and nothing else. Checkpoints are written afterwards, by their
+//! own small transactions, because the checkpointer may only sign state that a round commit has
+//! already made durable (so the signature cannot be inside that commit), and because witnesses
+//! answer in seconds while rounds run every 100 ms: holding the round for them would put the
+//! slowest witness on the append path. Two records follow a checkpoint, under their own keys:
+//!
+//! - the **last signed** state ([`LogStorage::put_signed`]), written *before* a signature leaves
+//!   the sequencer, so that after a crash it never signs a smaller or different tree — the
+//!   "never two inconsistent checkpoints" invariant rests on it;
+//! - the **published** checkpoint ([`LogStorage::put_checkpoint`]), the signed note with the
+//!   cosignatures gathered, written once the witnesses answered (or the witness timeout
+//!   passed). This is what `/log/checkpoint` serves, so clients with a quorum policy never see
+//!   a checkpoint that witnesses have not had their chance to cosign.
+//!
 //! Layout follows C2SP tlog-tiles: a tile is stored once per `(level, index)` in its widest
 //! known version; a partial tile of width `W` is the prefix of the full tile, so every partial
 //! tile for every checkpointed size stays available as a prefix of the stored one. Entry bundles
@@ -217,8 +232,29 @@ pub struct StoredCheckpoint {
 pub struct Restored {
     /// Durable log state ([`LogState::empty`] for a new log).
     pub state: LogState,
-    /// Latest stored checkpoint, if any was ever stored.
+    /// Latest stored (published) checkpoint, if any was ever stored.
     pub checkpoint: Option<StoredCheckpoint>,
+    /// The last state the log signed ([`LogStorage::put_signed`]), if recorded. It is never
+    /// behind `checkpoint` when the sequencer wrote both.
+    pub signed: Option<LogState>,
+}
+
+impl Restored {
+    /// The largest state ever signed: the last-signed record or the published checkpoint,
+    /// whichever is larger (a store written before the last-signed record existed only has the
+    /// second).
+    #[must_use]
+    pub fn last_signed(&self) -> Option<LogState> {
+        let published = self.checkpoint.as_ref().map(|c| LogState {
+            size: c.size,
+            root: c.root,
+        });
+        match (self.signed, published) {
+            (Some(signed), Some(published)) if published.size > signed.size => Some(published),
+            (Some(signed), _) => Some(signed),
+            (None, published) => published,
+        }
+    }
 }
 
 /// A failure of a backend itself (I/O, database, network).
@@ -305,9 +341,11 @@ pub enum CheckpointError {
 ///   can retry the same round). Storing the same checkpoint again returns `Ok`.
 /// - **Errors.** `Conflict`, `Invalid`, `Stale`, `Fork` and `Ahead` mean nothing was written.
 ///   `Backend` means the outcome is unknown.
-/// - **Checkpoints only for durable state.** [`put_checkpoint`](Self::put_checkpoint) refuses a
-///   size above the durable log size, a smaller size than the stored checkpoint, and a different
-///   root at the same size (or at the durable size).
+/// - **Checkpoints only for durable state.** [`put_checkpoint`](Self::put_checkpoint) and
+///   [`put_signed`](Self::put_signed) refuse a size above the durable log size, a smaller size
+///   than their stored record, and a different root at the same size (or at the durable size).
+///   Each writes its own record in its own transaction, never the round's (see the module
+///   documentation for why).
 /// - **Prefix stability.** A tile or bundle, once written, only ever grows: every later version
 ///   starts with the bytes of every earlier one. Reads return the latest version.
 /// - **Restart is cheap.** [`load`](Self::load) reads the log state and the latest checkpoint;
@@ -336,7 +374,16 @@ pub trait LogStorage: Send + Sync + 'static {
         round: Arc<RoundCommit>,
     ) -> impl Future<Output = Result<(), CommitError>> + Send;
 
-    /// Stores `checkpoint` as the latest checkpoint, durably (see the contract).
+    /// Records durably that the log signed a checkpoint of `state`, before the signature is
+    /// shown to anyone. The same rules as [`put_checkpoint`](Self::put_checkpoint) apply
+    /// against the durable log and the previous last-signed record (not ahead, not smaller, no
+    /// second root for one size); recording the same state again returns `Ok`.
+    fn put_signed(
+        &self,
+        state: LogState,
+    ) -> impl Future<Output = Result<(), CheckpointError>> + Send;
+
+    /// Stores `checkpoint` as the latest published checkpoint, durably (see the contract).
     fn put_checkpoint(
         &self,
         checkpoint: StoredCheckpoint,

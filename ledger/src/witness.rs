@@ -19,26 +19,28 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use std::time::Duration;
+
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::Request;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use tokio::sync::Semaphore;
 
 use crate::checkpoint::Checkpoint;
 use crate::cosignature::cosign;
-use crate::merkle::{Hash, TreeSize};
-use crate::note::{KeyType, MAX_NOTE_BYTES, Note, NoteError, NoteSigner, NoteVerifier};
+use crate::merkle::{Hash, TreeSize, empty_root};
+use crate::note::{KeyType, Note, NoteError, NoteSigner, NoteVerifier};
 use crate::proof::ConsistencyProof;
 use state::{CosignedState, StateError, WitnessState};
 
-/// Most consistency proof lines a request may carry (C2SP tlog-witness: at most 63).
-pub const PROOF_LINES_MAX: usize = 63;
-/// Largest request body accepted.
-pub const REQUEST_BYTES_MAX: usize = MAX_NOTE_BYTES + 64 * 64 + 32;
-/// Content type of the `409 Conflict` body.
-pub const SIZE_CONTENT_TYPE: &str = "text/x.tlog.size";
+pub use crate::tlog_witness::{
+    AddCheckpointRequest, PROOF_LINES_MAX, REQUEST_BYTES_MAX, SIZE_CONTENT_TYPE,
+};
 
 /// A log the witness holds to account.
 #[derive(Debug, Clone)]
@@ -81,7 +83,8 @@ pub enum AddCheckpointError {
         /// Size the witness holds.
         held: u64,
     },
-    /// The consistency proof does not verify.
+    /// The consistency proof does not verify (or a size-0 checkpoint has a root other than
+    /// the empty tree's).
     #[error("consistency proof does not verify")]
     BadProof,
     /// The state could not be stored; nothing was cosigned.
@@ -107,66 +110,14 @@ impl AddCheckpointError {
     }
 }
 
-/// A parsed `add-checkpoint` request body.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AddCheckpointRequest {
-    /// Size of the previous checkpoint the client believes the witness holds.
-    pub old: u64,
-    /// Consistency proof hashes from `old` to the checkpoint.
-    pub proof: Vec<Hash>,
-    /// The signed checkpoint note bytes.
-    pub note: Vec<u8>,
-}
-
-/// Parses `old <size>\n`, up to 63 base64 hash lines, `\n`, then the signed note.
+/// Parses `old <size>\n`, up to 63 base64 hash lines, `\n`, then the signed note (see
+/// [`crate::tlog_witness::parse_request`]).
 ///
 /// # Errors
 /// [`AddCheckpointError::Malformed`] saying what is wrong.
 pub fn parse_request(body: &[u8]) -> Result<AddCheckpointRequest, AddCheckpointError> {
-    let malformed = |why: &str| AddCheckpointError::Malformed(why.to_owned());
-    if body.len() > REQUEST_BYTES_MAX {
-        return Err(malformed("request body too large"));
-    }
-    let mut rest = body;
-    let next_line = |rest: &mut &[u8]| -> Option<Vec<u8>> {
-        let end = rest.iter().position(|b| *b == b'\n')?;
-        let line = rest[..end].to_vec();
-        *rest = &rest[end + 1..];
-        Some(line)
-    };
-    let old_line = next_line(&mut rest).ok_or_else(|| malformed("missing old size line"))?;
-    let old_text = old_line
-        .strip_prefix(b"old ")
-        .and_then(|t| std::str::from_utf8(t).ok())
-        .ok_or_else(|| malformed("first line must be `old <size>`"))?;
-    let canonical = !old_text.is_empty()
-        && old_text.bytes().all(|b| b.is_ascii_digit())
-        && (old_text == "0" || !old_text.starts_with('0'));
-    let old = old_text
-        .parse::<u64>()
-        .ok()
-        .filter(|_| canonical)
-        .ok_or_else(|| malformed("old size must be a decimal without leading zeroes"))?;
-    let mut proof = Vec::new();
-    loop {
-        let line = next_line(&mut rest).ok_or_else(|| malformed("missing empty line"))?;
-        if line.is_empty() {
-            break;
-        }
-        if proof.len() == PROOF_LINES_MAX {
-            return Err(malformed("more than 63 consistency proof lines"));
-        }
-        let hash = std::str::from_utf8(&line)
-            .ok()
-            .and_then(|text| Hash::from_base64(text).ok())
-            .ok_or_else(|| malformed("proof line is not base64 of a 32-byte hash"))?;
-        proof.push(hash);
-    }
-    Ok(AddCheckpointRequest {
-        old,
-        proof,
-        note: rest.to_vec(),
-    })
+    crate::tlog_witness::parse_request(body)
+        .map_err(|e| AddCheckpointError::Malformed(e.to_string()))
 }
 
 /// The witness: its cosigner key, the logs it witnesses and its durable state.
@@ -326,8 +277,10 @@ impl Witness {
                 false
             }
             None => {
-                // Old size 0: nothing to be consistent with; the proof must be empty.
-                if !request.proof.is_empty() {
+                // Old size 0: nothing to be consistent with; the proof must be empty. The tree
+                // of size 0 has exactly one root, SHA-256("") (RFC 9162 §2.1.1): a size-0
+                // checkpoint with any other root cannot be the log's and is not cosigned.
+                if !request.proof.is_empty() || (size == 0 && checkpoint.root != empty_root()) {
                     return Err(AddCheckpointError::BadProof);
                 }
                 false
@@ -352,11 +305,85 @@ impl Witness {
     }
 }
 
-/// The witness HTTP service: `POST /add-checkpoint` (mount it under the submission prefix).
+/// Limits of the witness HTTP service (each from outside: configured, with a hard ceiling).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServiceLimits {
+    /// Requests handled at once; more are answered `503` at once. 1..=4,096. Default 64.
+    pub requests_in_flight_max: usize,
+    /// Time for one request, body read included; slower ones are answered `408`.
+    /// 100..=120,000 ms. Default 10,000.
+    pub request_timeout_ms: u64,
+    /// Largest request body, in bytes. 1..=[`REQUEST_BYTES_MAX`] (the largest valid request).
+    /// Default [`REQUEST_BYTES_MAX`].
+    pub body_bytes_max: usize,
+}
+
+impl Default for ServiceLimits {
+    fn default() -> Self {
+        Self {
+            requests_in_flight_max: 64,
+            request_timeout_ms: 10_000,
+            body_bytes_max: REQUEST_BYTES_MAX,
+        }
+    }
+}
+
+impl ServiceLimits {
+    /// Checks every field against its range.
+    ///
+    /// # Errors
+    /// A sentence naming the first bad field.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=4_096).contains(&self.requests_in_flight_max) {
+            return Err("requests_in_flight_max must be 1..=4096".into());
+        }
+        if !(100..=120_000).contains(&self.request_timeout_ms) {
+            return Err("request_timeout_ms must be 100..=120000".into());
+        }
+        if !(1..=REQUEST_BYTES_MAX).contains(&self.body_bytes_max) {
+            return Err(format!("body_bytes_max must be 1..={REQUEST_BYTES_MAX}"));
+        }
+        Ok(())
+    }
+}
+
+/// The witness HTTP service with the default [`ServiceLimits`]: `POST /add-checkpoint` (mount
+/// it under the submission prefix).
 pub fn router(witness: Arc<Witness>) -> Router {
+    router_with_limits(witness, ServiceLimits::default())
+}
+
+/// The witness HTTP service: `POST /add-checkpoint`, with at most `requests_in_flight_max`
+/// requests at once (more get `503`, so a flood costs no memory), each given at most
+/// `request_timeout_ms` including reading its body (a slow client gets `408`), and bodies
+/// above `body_bytes_max` refused with `413`. Out-of-range limits are clamped into range.
+pub fn router_with_limits(witness: Arc<Witness>, limits: ServiceLimits) -> Router {
+    let permits = Arc::new(Semaphore::new(
+        limits.requests_in_flight_max.clamp(1, 4_096),
+    ));
+    let timeout = Duration::from_millis(limits.request_timeout_ms.clamp(100, 120_000));
+    let body_bytes_max = limits.body_bytes_max.clamp(1, REQUEST_BYTES_MAX);
     Router::new()
         .route("/add-checkpoint", post(add_checkpoint))
-        .layer(DefaultBodyLimit::max(REQUEST_BYTES_MAX))
+        .layer(DefaultBodyLimit::max(body_bytes_max))
+        .layer(middleware::from_fn(move |request: Request, next: Next| {
+            let permits = permits.clone();
+            async move {
+                let Ok(_permit) = permits.try_acquire_owned() else {
+                    return (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "witness busy; retry later\n",
+                    )
+                        .into_response();
+                };
+                match tokio::time::timeout(timeout, next.run(request)).await {
+                    Ok(response) => response,
+                    Err(_) => {
+                        (StatusCode::REQUEST_TIMEOUT, "request took too long\n").into_response()
+                    }
+                }
+            }
+        }))
         .with_state(witness)
 }
 

@@ -15,12 +15,11 @@ use crate::cosignature::verify_cosignature;
 use crate::merkle::{Hash, TreeSize};
 use crate::note::{KeyType, NoteSignature, NoteVerifier};
 
-/// Content type of a `409 Conflict` body (C2SP tlog-witness).
-pub const SIZE_CONTENT_TYPE: &str = "text/x.tlog.size";
+pub use crate::tlog_witness::{RESPONSE_BYTES_MAX, SIZE_CONTENT_TYPE, add_checkpoint_body};
+use crate::tlog_witness::{parse_cosignature_response, parse_size_response};
+
 /// Attempts per witness per checkpoint (the first, plus retries after `409`).
 pub const ATTEMPTS_PER_WITNESS: u32 = 3;
-/// Largest response body read from a witness.
-pub const RESPONSE_BYTES_MAX: usize = 16 * 1024;
 /// Most witnesses one log may be configured with.
 pub const WITNESSES_MAX: usize = 64;
 
@@ -34,7 +33,8 @@ pub struct WitnessEndpoint {
 }
 
 /// A consistency proof source: the proof hashes from `old` to the checkpoint being witnessed,
-/// or `None` if it cannot be produced.
+/// or `None` if it cannot be produced. It may block on storage reads: the client calls it on
+/// the blocking thread pool (`spawn_blocking`), never on an async worker.
 pub type ProofSource = Arc<dyn Fn(TreeSize) -> Option<Vec<Hash>> + Send + Sync>;
 
 /// Why the client could not be built.
@@ -114,6 +114,24 @@ impl WitnessClient {
         self.lock_sizes().insert(witness.to_owned(), size);
     }
 
+    /// The cosignature keys of the configured witnesses (their names name the witnesses).
+    #[must_use]
+    pub fn verifiers(&self) -> Vec<NoteVerifier> {
+        self.witnesses.iter().map(|w| w.verifier.clone()).collect()
+    }
+
+    /// How many witnesses are configured.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.witnesses.len()
+    }
+
+    /// Whether no witness is configured.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.witnesses.is_empty()
+    }
+
     fn lock_sizes(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
         self.known_sizes
             .lock()
@@ -129,6 +147,20 @@ impl WitnessClient {
         signed_note: &str,
         prove: ProofSource,
     ) -> Vec<(String, NoteSignature)> {
+        self.gather_missing(checkpoint, signed_note, prove, &[])
+            .await
+    }
+
+    /// As [`gather`](Self::gather), but skips the witnesses named in `already` (those that have
+    /// cosigned this checkpoint before): used to re-ask only the missing ones. A witness that
+    /// already holds this checkpoint accepts it again (`old` equal to the size, empty proof).
+    pub async fn gather_missing(
+        &self,
+        checkpoint: &Checkpoint,
+        signed_note: &str,
+        prove: ProofSource,
+        already: &[String],
+    ) -> Vec<(String, NoteSignature)> {
         if self.witnesses.is_empty() {
             return Vec::new();
         }
@@ -136,6 +168,9 @@ impl WitnessClient {
         let note = Arc::new(signed_note.to_owned());
         let mut tasks = JoinSet::new();
         for witness in self.witnesses.iter().cloned() {
+            if already.iter().any(|name| name == witness.verifier.name()) {
+                continue;
+            }
             let client = self.clone();
             let text = text.clone();
             let note = note.clone();
@@ -187,7 +222,12 @@ impl WitnessClient {
             let proof = if old == 0 || old == size.0 {
                 Vec::new()
             } else {
-                prove(TreeSize(old))?
+                let prove = prove.clone();
+                // Proof generation reads tiles synchronously (a file-backed backend blocks).
+                tokio::task::spawn_blocking(move || prove(TreeSize(old)))
+                    .await
+                    .ok()
+                    .flatten()?
             };
             match self.post(witness, old, &proof, note).await {
                 Attempt::Cosigned(lines) => {
@@ -250,36 +290,27 @@ impl WitnessClient {
             .unwrap_or("")
             .to_owned();
         let bytes = match response.bytes().await {
-            Ok(bytes) if bytes.len() <= RESPONSE_BYTES_MAX => bytes,
-            Ok(_) => return Attempt::Failed("response too large".into()),
+            Ok(bytes) => bytes,
             Err(e) => return Attempt::Failed(format!("reading the response failed: {e}")),
         };
-        let Ok(body) = std::str::from_utf8(&bytes) else {
-            return Attempt::Failed("response is not UTF-8".into());
-        };
         match status.as_u16() {
-            200 => Attempt::Cosigned(body.lines().filter_map(NoteSignature::parse_line).collect()),
+            200 => match parse_cosignature_response(&bytes) {
+                Ok(lines) => Attempt::Cosigned(lines),
+                Err(e) => Attempt::Failed(e.to_string()),
+            },
             409 if content_type.starts_with(SIZE_CONTENT_TYPE) => {
-                match body.strip_suffix('\n').and_then(|s| s.parse::<u64>().ok()) {
-                    Some(size) => Attempt::Conflict(size),
-                    None => Attempt::Failed("409 with a malformed size".into()),
+                match parse_size_response(&bytes) {
+                    Ok(size) => Attempt::Conflict(size),
+                    Err(e) => Attempt::Failed(format!("409 with a malformed size: {e}")),
                 }
             }
-            code => Attempt::Failed(format!("status {code}: {}", body.trim_end())),
+            code => {
+                let shown = bytes.get(..bytes.len().min(512)).unwrap_or_default();
+                Attempt::Failed(format!(
+                    "status {code}: {}",
+                    String::from_utf8_lossy(shown).trim_end()
+                ))
+            }
         }
     }
-}
-
-/// The `add-checkpoint` request body (C2SP tlog-witness): `old <size>`, the proof hashes in
-/// base64 one per line, an empty line, then the signed checkpoint note.
-#[must_use]
-pub fn add_checkpoint_body(old: u64, proof: &[Hash], note: &str) -> String {
-    let mut body = format!("old {old}\n");
-    for hash in proof {
-        body.push_str(&hash.to_base64());
-        body.push('\n');
-    }
-    body.push('\n');
-    body.push_str(note);
-    body
 }

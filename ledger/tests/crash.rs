@@ -11,7 +11,12 @@
 //!   3. a real witness (the witness logic served over loopback HTTP, whose state persists
 //!      across all iterations) accepts and cosigns the next checkpoint.
 //!
-//! Kill timings come from a seeded RNG (`LEDGER_CRASH_SEED` overrides the seed).
+//! Every kill lands during work: the child also prints `rounds <n>` as its committed-round count
+//! grows, and the parent waits for the first committed round before it starts the random delay
+//! to the kill (and asserts that the child had committed rounds when it was killed).
+//!
+//! Kill timings come from a seeded RNG (`LEDGER_CRASH_SEED` overrides the seed);
+//! `LEDGER_CRASH_ITERATIONS` sets the number of kills (default 25, what CI runs).
 
 mod common;
 
@@ -33,7 +38,10 @@ use rand_core::{RngCore as _, SeedableRng as _};
 const CHILD_DIR: &str = "LEDGER_CRASH_CHILD_DIR";
 const CHILD_WITNESS: &str = "LEDGER_CRASH_WITNESS_URL";
 const CHILD_TAG: &str = "LEDGER_CRASH_TAG";
-const ITERATIONS: u64 = 25;
+const ITERATIONS_ENV: &str = "LEDGER_CRASH_ITERATIONS";
+const ITERATIONS_DEFAULT: u64 = 25;
+/// How long a child may take to commit its first round before the test fails.
+const FIRST_ROUND_WAIT: Duration = Duration::from_secs(60);
 const SUBMITTERS: u64 = 6;
 const BATCH: u64 = 64;
 
@@ -90,6 +98,18 @@ fn child(dir: &str) {
             sequencer::start(storage, common::log_key(), common::config(20), client)
                 .await
                 .expect("start sequencer");
+        let counter = handle.clone();
+        tokio::spawn(async move {
+            let mut reported = 0;
+            loop {
+                let rounds = counter.stats().rounds_committed;
+                if rounds > reported {
+                    println!("rounds {rounds}");
+                    reported = rounds;
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        });
         let watcher = handle.clone();
         tokio::spawn(async move {
             let mut next = 1;
@@ -128,9 +148,18 @@ fn child(dir: &str) {
 struct Seen {
     answered: BTreeMap<u64, Hash>,
     checkpoints: Vec<(u64, Hash)>,
+    /// Highest committed-round count the child reported.
+    rounds: u64,
 }
 
 fn parse_line(line: &str, seen: &mut Seen) {
+    if let Some(rounds) = line
+        .strip_prefix("rounds ")
+        .and_then(|n| n.parse::<u64>().ok())
+    {
+        seen.rounds = seen.rounds.max(rounds);
+        return;
+    }
     let mut parts = line.split(' ');
     let (Some(kind), Some(number), Some(hash), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -153,7 +182,8 @@ fn parse_line(line: &str, seen: &mut Seen) {
     }
 }
 
-/// Runs one child until a random moment, kills it with SIGKILL, returns what it printed.
+/// Runs one child until it has committed a round, then for `kill_after` more, kills it with
+/// SIGKILL, and returns what it printed.
 fn run_child_until_killed(
     dir: &std::path::Path,
     witness_url: &str,
@@ -179,12 +209,26 @@ fn run_child_until_killed(
             }
         }
     });
+    let mut seen = Seen::default();
+    let waiting_since = Instant::now();
+    while seen.rounds == 0 {
+        let Some(left) = FIRST_ROUND_WAIT.checked_sub(waiting_since.elapsed()) else {
+            let _ = child.kill();
+            panic!("the child committed no round within {FIRST_ROUND_WAIT:?}");
+        };
+        match lines_rx.recv_timeout(left) {
+            Ok(line) => parse_line(&line, &mut seen),
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                panic!("the child exited before committing a round")
+            }
+        }
+    }
     std::thread::sleep(kill_after);
     // std's Child::kill sends SIGKILL on Unix: no destructor, no flush, no graceful anything.
     child.kill().expect("SIGKILL the child");
     child.wait().expect("reap the child");
     reader.join().expect("reader thread");
-    let mut seen = Seen::default();
     for line in lines_rx.try_iter() {
         parse_line(&line, &mut seen);
     }
@@ -229,6 +273,12 @@ fn parent() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(0x0A61_7261_u64);
     eprintln!("crash test seed {seed} (set LEDGER_CRASH_SEED to replay)");
+    let iterations: u64 = std::env::var(ITERATIONS_ENV)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(ITERATIONS_DEFAULT);
+    eprintln!("crash test: {iterations} kills (set {ITERATIONS_ENV} for more)");
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let root = tempfile::tempdir().expect("tempdir");
     let log_dir = root.path().join("log");
@@ -239,16 +289,21 @@ fn parent() {
 
     let mut all = Seen::default();
     let mut kills_with_answers = 0;
-    for iteration in 0..ITERATIONS {
-        // From "still starting up" to "well into appending".
-        let kill_after = Duration::from_millis(5 + rng.next_u64() % 500);
+    for iteration in 0..iterations {
+        // From "right after the first committed round" to "well into appending".
+        let kill_after = Duration::from_millis(rng.next_u64() % 400);
         let seen = run_child_until_killed(&log_dir, &witness_url, iteration, kill_after);
+        assert!(
+            seen.rounds > 0,
+            "iteration {iteration}: the kill must land while the child commits rounds"
+        );
         if !seen.answered.is_empty() {
             kills_with_answers += 1;
         }
         eprintln!(
-            "iteration {iteration}: killed after {} ms with {} answered, {} checkpoints",
+            "iteration {iteration}: killed {} ms after the first round, at {} rounds, with {} answered, {} checkpoints",
             kill_after.as_millis(),
+            seen.rounds,
             seen.answered.len(),
             seen.checkpoints.len()
         );
@@ -307,7 +362,7 @@ fn parent() {
         });
     }
     assert!(
-        kills_with_answers >= ITERATIONS / 2,
+        kills_with_answers >= iterations / 2,
         "most kills must land while entries are being answered ({kills_with_answers})"
     );
     rt.block_on(async {
@@ -315,7 +370,7 @@ fn parent() {
         check_answered_entries(&storage, &all.answered).await;
     });
     eprintln!(
-        "{} answered entries survived {ITERATIONS} SIGKILLs; {} checkpoints all consistent; witness at {:?}",
+        "{} answered entries survived {iterations} SIGKILLs; {} checkpoints all consistent; witness at {:?}",
         all.answered.len(),
         all.checkpoints.len(),
         witness.cosigned(common::ORIGIN).map(|(s, _)| s.0)

@@ -18,9 +18,13 @@ use ledger::tree_root;
 use ledger::witness_client::WitnessClient;
 use tower::ServiceExt as _;
 
+/// Content type of tiles and entry bundles.
+const OCTETS: &str = "application/octet-stream";
+
 struct Served {
     status: StatusCode,
     cache: String,
+    content_type: String,
     body: Vec<u8>,
 }
 
@@ -37,6 +41,12 @@ async fn get(app: &axum::Router, path: &str) -> Served {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_owned();
+    let content_type = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
     let body = axum::body::to_bytes(response.into_body(), 1 << 24)
         .await
         .expect("body")
@@ -44,6 +54,7 @@ async fn get(app: &axum::Router, path: &str) -> Served {
     Served {
         status,
         cache,
+        content_type,
         body,
     }
 }
@@ -88,19 +99,25 @@ async fn serves_tiles_bundles_and_checkpoint_with_the_right_caching() {
     let checkpoint = get(&app, "/log/checkpoint").await;
     assert_eq!(checkpoint.status, StatusCode::OK);
     assert_eq!(checkpoint.cache, CACHE_SHORT);
+    assert_eq!(checkpoint.content_type, "text/plain; charset=utf-8");
     let opened = open_checkpoint(&checkpoint.body, &log_key().verifier(), &[]).expect("signed");
     assert_eq!(opened.checkpoint.size, TreeSize(600));
 
     let full = get(&app, "/log/tile/0/001").await;
     assert_eq!(full.status, StatusCode::OK);
     assert_eq!(full.cache, CACHE_IMMUTABLE);
+    assert_eq!(full.content_type, OCTETS);
     assert_eq!(full.body.len(), 256 * 32);
     assert_eq!(&full.body[..32], &leaf_hash(&entries[256]).0);
 
     let partial = get(&app, "/log/tile/0/002.p/88").await;
     assert_eq!(
-        (partial.status, partial.cache.as_str()),
-        (StatusCode::OK, CACHE_SHORT)
+        (
+            partial.status,
+            partial.cache.as_str(),
+            partial.content_type.as_str()
+        ),
+        (StatusCode::OK, CACHE_IMMUTABLE, OCTETS)
     );
     assert_eq!(partial.body.len(), 88 * 32);
     let narrower = get(&app, "/log/tile/0/002.p/50").await;
@@ -113,19 +130,24 @@ async fn serves_tiles_bundles_and_checkpoint_with_the_right_caching() {
     let upper = get(&app, "/log/tile/1/000.p/2").await;
     assert_eq!(upper.status, StatusCode::OK);
     assert_eq!(upper.body.len(), 64);
+    assert_eq!(upper.cache, CACHE_IMMUTABLE);
 
     let bundle = get(&app, "/log/tile/entries/000").await;
     assert_eq!(
-        (bundle.status, bundle.cache.as_str()),
-        (StatusCode::OK, CACHE_IMMUTABLE)
+        (
+            bundle.status,
+            bundle.cache.as_str(),
+            bundle.content_type.as_str()
+        ),
+        (StatusCode::OK, CACHE_IMMUTABLE, OCTETS)
     );
     let served: Vec<&[u8]> = parse_bundle(&bundle.body).expect("bundle");
     assert_eq!(served.len(), 256);
     assert_eq!(served[5], entries[5].as_slice());
     let last = get(&app, "/log/tile/entries/002.p/88").await;
     assert_eq!(
-        (last.status, last.cache.as_str()),
-        (StatusCode::OK, CACHE_SHORT)
+        (last.status, last.cache.as_str(), last.content_type.as_str()),
+        (StatusCode::OK, CACHE_IMMUTABLE, OCTETS)
     );
     let served = parse_bundle(&last.body).expect("bundle");
     assert_eq!(served.len(), 88);

@@ -2,9 +2,12 @@
 //!
 //! The model below is written straight from the RFC's recursive definitions (`MTH`, `PATH`,
 //! `SUBPROOF`) over a slice of leaf hashes, independently of the library's iterative, tile-based
-//! code. Every inclusion and consistency proof is checked exhaustively for small trees (across
-//! the first tile boundary at 256) and sampled for larger ones (across the level-2 boundary at
-//! 65,536); every proof is also tampered with and must then fail.
+//! code. Every inclusion proof `(index, size)` and every consistency proof `(old, new)` is
+//! checked exhaustively up to 770 leaves, and every pair with a side at a tile boundary
+//! (256·k − 1 ..= 256·k + 2) up to 2,050 leaves, against tiles built one leaf at a time as the
+//! sizes go; larger trees are sampled (across the level-2
+//! boundary at 65,536). Small proofs and proofs at tile boundaries are also tampered with and
+//! must then fail.
 
 use ledger::merkle::{Hash, LeafIndex, TreeSize, leaf_hash, node_hash};
 use ledger::proof::{
@@ -180,52 +183,166 @@ fn assert_consistency_tamper_fails(proof: &ConsistencyProof, old_root: &Hash, ne
     }
 }
 
-/// Roots of every prefix, computed incrementally by the model's definition (MTH of the prefix).
-fn model_roots(d: &[Hash]) -> Vec<Hash> {
-    (0..=d.len()).map(|n| mth(&d[..n])).collect()
+/// Every `(index, size)` and every `(old, new)` pair is checked up to here (three full level-0
+/// tiles and two leaves more). Proof generation recomputes the leaf's level-0 tile (up to 256
+/// hashes) per proof, which makes the all-pairs check quadratic in hashing: 2,100 leaves took
+/// about 200 s at the test profile's opt-level, this takes well under 30 s.
+const EXHAUSTIVE_LEAVES: usize = 770;
+
+/// Beyond [`EXHAUSTIVE_LEAVES`], up to here, every pair with a size next to a tile boundary
+/// (255..=258, 511..=514, ..., 2047..=2050) is checked: all indexes and old sizes for such a
+/// size, and such indexes and old sizes for every size.
+const BOUNDARY_LEAVES: usize = 2_050;
+
+/// Whether `n` is one of the sizes next to a tile boundary: 256·k − 1 ..= 256·k + 2.
+fn at_tile_boundary(n: usize) -> bool {
+    n >= 255 && matches!(n % 256, 0..=2 | 255)
+}
+
+/// Whether the pair `(m, n)` is checked: all pairs while `n` is small, else pairs where either
+/// side sits at a tile boundary.
+fn checked_pair(m: usize, n: usize) -> bool {
+    n <= EXHAUSTIVE_LEAVES || at_tile_boundary(n) || at_tile_boundary(m)
+}
+
+/// The RFC model with `MTH` memoised by range, so that exhaustive checking stays cheap: the
+/// recursion is the RFC's, over `(start, len)` ranges of one leaf vector instead of slices.
+struct Model {
+    d: Vec<Hash>,
+    memo: std::cell::RefCell<std::collections::HashMap<(usize, usize), Hash>>,
+}
+
+impl Model {
+    fn new(d: Vec<Hash>) -> Self {
+        Self {
+            d,
+            memo: std::cell::RefCell::new(std::collections::HashMap::new()),
+        }
+    }
+
+    /// `MTH(D[start..start + n])`.
+    fn mth(&self, start: usize, n: usize) -> Hash {
+        match n {
+            0 => Hash(Sha256::digest([]).into()),
+            1 => self.d[start],
+            _ => {
+                if let Some(hash) = self.memo.borrow().get(&(start, n)) {
+                    return *hash;
+                }
+                let k = k_of(n);
+                let hash = node_hash(&self.mth(start, k), &self.mth(start + k, n - k));
+                self.memo.borrow_mut().insert((start, n), hash);
+                hash
+            }
+        }
+    }
+
+    /// `PATH(m, D[start..start + n])`.
+    fn path(&self, m: usize, start: usize, n: usize) -> Vec<Hash> {
+        if n <= 1 {
+            return vec![];
+        }
+        let k = k_of(n);
+        if m < k {
+            let mut p = self.path(m, start, k);
+            p.push(self.mth(start + k, n - k));
+            p
+        } else {
+            let mut p = self.path(m - k, start + k, n - k);
+            p.push(self.mth(start, k));
+            p
+        }
+    }
+
+    /// `SUBPROOF(m, D[start..start + n], b)`.
+    fn subproof(&self, m: usize, start: usize, n: usize, b: bool) -> Vec<Hash> {
+        if m == n {
+            return if b { vec![] } else { vec![self.mth(start, n)] };
+        }
+        let k = k_of(n);
+        if m <= k {
+            let mut p = self.subproof(m, start, k, b);
+            p.push(self.mth(start + k, n - k));
+            p
+        } else {
+            let mut p = self.subproof(m - k, start + k, n - k, false);
+            p.push(self.mth(start, k));
+            p
+        }
+    }
+
+    /// `PROOF(m, D[0..n])`.
+    fn consistency(&self, m: usize, n: usize) -> Vec<Hash> {
+        if m == 0 || m == n {
+            vec![]
+        } else {
+            self.subproof(m, 0, n, true)
+        }
+    }
+}
+
+/// Appends one leaf at a time to `tiles`, calling `check(n, tiles)` at every size `n`, so each
+/// size is checked against the tiles exactly as stored at that size.
+fn for_every_size(model: &Model, mut check: impl FnMut(usize, &InMemoryTiles)) {
+    let mut appender = TileAppender::new();
+    let mut tiles = InMemoryTiles::new();
+    for n in 1..=model.d.len() {
+        tiles.store_all(&appender.append(&model.d[n - 1..n]).changed_tiles);
+        check(n, &tiles);
+    }
 }
 
 #[test]
-fn every_inclusion_proof_verifies_exhaustively_up_to_300_leaves() {
+fn the_memoised_model_agrees_with_the_plain_rfc_recursion() {
     let d = leaves(300);
-    let tiles = tiles_for(&d);
-    let roots = model_roots(&d);
-    for n in 1..=d.len() {
-        assert_eq!(
-            tree_root(TreeSize(u(n)), &tiles).unwrap(),
-            roots[n],
-            "root of {n}"
-        );
+    let model = Model::new(d.clone());
+    for n in [1, 2, 3, 7, 8, 9, 255, 256, 257, 300] {
+        assert_eq!(model.mth(0, n), mth(&d[..n]));
         for m in 0..n {
-            let proof = inclusion_proof(LeafIndex(u(m)), TreeSize(u(n)), &tiles).unwrap();
-            assert_eq!(proof.path, path(m, &d[..n]), "PATH({m}, D[{n}])");
-            proof.verify(&d[m], &roots[n]).unwrap();
-            if n <= 70 {
-                assert_inclusion_tamper_fails(&proof, &d[m], &roots[n]);
-            }
+            assert_eq!(model.path(m, 0, n), path(m, &d[..n]));
+        }
+        for m in 0..=n {
+            assert_eq!(model.consistency(m, n), model_consistency(m, &d[..n]));
         }
     }
 }
 
 #[test]
-fn every_consistency_proof_verifies_exhaustively_up_to_300_leaves() {
-    let d = leaves(300);
-    let tiles = tiles_for(&d);
-    let roots = model_roots(&d);
-    for n in 1..=d.len() {
-        for m in 0..=n {
-            let proof = consistency_proof(TreeSize(u(m)), TreeSize(u(n)), &tiles).unwrap();
-            assert_eq!(
-                proof.path,
-                model_consistency(m, &d[..n]),
-                "PROOF({m}, D[{n}])"
-            );
+fn every_inclusion_proof_verifies_up_to_770_leaves_and_at_tile_boundaries_to_2050() {
+    let model = Model::new(leaves(BOUNDARY_LEAVES));
+    for_every_size(&model, |n, tiles| {
+        let root = model.mth(0, n);
+        assert_eq!(
+            tree_root(TreeSize(u(n)), tiles).unwrap(),
+            root,
+            "root of {n}"
+        );
+        for m in (0..n).filter(|m| checked_pair(*m, n)) {
+            let proof = inclusion_proof(LeafIndex(u(m)), TreeSize(u(n)), tiles).unwrap();
+            assert_eq!(proof.path, model.path(m, 0, n), "PATH({m}, D[{n}])");
+            proof.verify(&model.d[m], &root).unwrap();
+            if n <= 70 || (at_tile_boundary(n) && (m < 3 || m + 3 > n || m % 97 == 0)) {
+                assert_inclusion_tamper_fails(&proof, &model.d[m], &root);
+            }
+        }
+    });
+}
+
+#[test]
+fn every_consistency_proof_verifies_up_to_770_leaves_and_at_tile_boundaries_to_2050() {
+    let model = Model::new(leaves(BOUNDARY_LEAVES));
+    let roots: Vec<Hash> = (0..=BOUNDARY_LEAVES).map(|n| model.mth(0, n)).collect();
+    for_every_size(&model, |n, tiles| {
+        for m in (0..=n).filter(|m| checked_pair(*m, n)) {
+            let proof = consistency_proof(TreeSize(u(m)), TreeSize(u(n)), tiles).unwrap();
+            assert_eq!(proof.path, model.consistency(m, n), "PROOF({m}, D[{n}])");
             proof.verify(&roots[m], &roots[n]).unwrap();
-            if n <= 70 && m > 0 && m < n {
+            let tamper = n <= 70 || (at_tile_boundary(n) && at_tile_boundary(m));
+            if tamper && m > 0 && m < n {
                 assert_consistency_tamper_fails(&proof, &roots[m], &roots[n]);
             }
         }
-    }
+    });
 }
 
 #[test]

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use common::{ORIGIN, config, entry, log_key, open_witness, serve_witness, witness_client};
 use ledger::checkpoint::open_checkpoint;
+use ledger::entry::Entry;
 use ledger::merkle::{LeafIndex, TreeSize, empty_root, leaf_hash};
 use ledger::sequencer::{self, SubmitError};
 use ledger::storage::faulty::{Fault, FaultyStorage};
@@ -144,6 +145,10 @@ async fn a_full_pool_refuses_with_a_retryable_error() {
     assert!(matches!(
         handle.try_submit(vec![0; 70_000], Vec::new()),
         Err(SubmitError::EntrySize { .. })
+    ));
+    assert!(matches!(
+        handle.try_submit(b"not an entry".to_vec(), Vec::new()),
+        Err(SubmitError::NotAnEntry(_))
     ));
     tasks.shutdown().await;
     for p in pending {
@@ -491,7 +496,13 @@ async fn the_pool_is_bounded_in_bytes_too() {
     let mut refused = None;
     let mut accepted = 0;
     for _ in 0..8 {
-        match handle.try_submit(vec![7; 40_000], Vec::new()) {
+        let big = Entry::Unknown {
+            kind: 200,
+            body: vec![7; 39_998],
+        }
+        .encode()
+        .expect("entry");
+        match handle.try_submit(big, Vec::new()) {
             Ok(_) => accepted += 1,
             Err(e) => {
                 refused = Some(e);
@@ -505,5 +516,187 @@ async fn the_pool_is_bounded_in_bytes_too() {
         "at most one drain at start plus one pooled: {accepted}"
     );
     assert!(handle.stats().pool_refusals >= 1);
+    tasks.shutdown().await;
+}
+
+/// Polls `check` every 20 ms until it holds; panics after `limit` (a hang guard, not a timing
+/// assertion: the behaviour under test has no deadline of its own).
+async fn eventually(limit: std::time::Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let started = std::time::Instant::now();
+    while !check() {
+        assert!(started.elapsed() < limit, "never happened: {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_writer_fails_the_sequencer_loudly_and_submitters_hear_why() {
+    let storage = MemoryStorage::new(empty_root().0);
+    let (first, first_tasks) =
+        sequencer::start(storage.clone(), log_key(), config(10), no_witness())
+            .await
+            .expect("start first");
+    first
+        .submit(entry(40, 0), Vec::new())
+        .await
+        .expect("append");
+    // A second sequencer on the same storage advances the log behind the first one's back.
+    let (second, second_tasks) =
+        sequencer::start(storage.clone(), log_key(), config(10), no_witness())
+            .await
+            .expect("start second");
+    second
+        .submit(entry(41, 0), Vec::new())
+        .await
+        .expect("append");
+    assert_eq!(first.health(), sequencer::Health::Healthy);
+    let answer = first.submit(entry(40, 1), Vec::new()).await;
+    assert_eq!(answer, Err(SubmitError::NotCommitted), "{answer:?}");
+    let reason = first.wait_for_failure().await.expect("failed");
+    assert!(reason.contains("another writer"), "{reason}");
+    assert!(matches!(first.health(), sequencer::Health::Failed(_)));
+    assert!(matches!(
+        first.try_submit(entry(40, 2), Vec::new()),
+        Err(SubmitError::Failed(_))
+    ));
+    first_tasks.shutdown().await;
+    second_tasks.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_log_still_gets_its_checkpoint_after_storage_recovers() {
+    let storage = FaultyStorage::new(MemoryStorage::new(empty_root().0));
+    let (handle, tasks) = sequencer::start(storage.clone(), log_key(), config(10), no_witness())
+        .await
+        .expect("start");
+    // More consecutive failures than the checkpointer's immediate retries used to absorb (5).
+    for _ in 0..6 {
+        storage.fail_next_checkpoint(Fault::BeforeWrite);
+    }
+    handle
+        .submit(entry(42, 0), Vec::new())
+        .await
+        .expect("append");
+    // No further entries: only the checkpointer's own timer can get the checkpoint out.
+    let published = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        handle.wait_for_checkpoint(TreeSize(1)),
+    )
+    .await
+    .expect("the checkpoint is retried on a quiet log")
+    .expect("checkpoint");
+    assert_eq!(published.size, TreeSize(1));
+    assert_eq!(handle.health(), sequencer::Health::Healthy);
+    assert!(
+        storage.violations().is_empty(),
+        "{:?}",
+        storage.violations()
+    );
+    tasks.shutdown().await;
+}
+
+/// A witness endpoint that accepts connections and never answers.
+async fn silent_witness() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    format!("http://{address}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_checkpoint_is_published_only_after_the_witnesses_had_their_chance() {
+    let storage = MemoryStorage::new(empty_root().0);
+    let client = witness_client(vec![(silent_witness().await, 1)], 1_500);
+    let (handle, tasks) = sequencer::start(storage.clone(), log_key(), config(10), client)
+        .await
+        .expect("start");
+    handle
+        .submit(entry(43, 0), Vec::new())
+        .await
+        .expect("append");
+    // The signed state is recorded before the witnesses are asked ...
+    let mut signed = None;
+    for _ in 0..100 {
+        signed = storage.load().await.expect("load").signed;
+        if signed.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert_eq!(signed.map(|s| s.size), Some(1));
+    // ... but nothing is published (stored or served) while the witness may still answer.
+    if handle.checkpoint().is_none() {
+        assert_eq!(storage.checkpoint().await.expect("read"), None);
+    }
+    let published = handle
+        .wait_for_checkpoint(TreeSize(1))
+        .await
+        .expect("published after the witness timeout");
+    assert!(published.cosigned_by.is_empty());
+    let stored = storage.checkpoint().await.expect("read").expect("stored");
+    assert_eq!(stored.note, published.note.as_bytes());
+    tasks.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_cosignatures_are_gathered_later_and_survive_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Reserve a port for a witness that is down at first.
+    let reserved = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = reserved.local_addr().expect("address");
+    drop(reserved);
+    let storage = MemoryStorage::new(empty_root().0);
+    let mut cfg = config(10);
+    cfg.witness_retry_ms = 100;
+    let client = witness_client(vec![(format!("http://{address}"), 1)], 1_000);
+    let (handle, tasks) = sequencer::start(storage.clone(), log_key(), cfg.clone(), client)
+        .await
+        .expect("start");
+    handle
+        .submit(entry(44, 0), Vec::new())
+        .await
+        .expect("append");
+    let first = handle
+        .wait_for_checkpoint(TreeSize(1))
+        .await
+        .expect("published without the witness");
+    assert!(first.cosigned_by.is_empty());
+    // The witness comes up; the log stays quiet.
+    let witness = Arc::new(open_witness(1, &dir.path().join("w1")));
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .expect("rebind the reserved port");
+    tokio::spawn(async move {
+        axum::serve(listener, ledger::witness::router(witness))
+            .await
+            .expect("witness server");
+    });
+    eventually(
+        std::time::Duration::from_secs(30),
+        "the witness cosigns the quiet log's checkpoint",
+        || {
+            handle
+                .checkpoint()
+                .is_some_and(|c| c.cosigned_by == ["witness1.test"])
+        },
+    )
+    .await;
+    let stored = storage.checkpoint().await.expect("read").expect("stored");
+    tasks.shutdown().await;
+    // After a restart, the stored cosignature is recognised again.
+    let client = witness_client(vec![(format!("http://{address}"), 1)], 1_000);
+    let (restarted, tasks) = sequencer::start(storage.clone(), log_key(), cfg, client)
+        .await
+        .expect("restart");
+    let resumed = restarted.checkpoint().expect("resumed checkpoint");
+    assert_eq!(resumed.cosigned_by, vec!["witness1.test".to_owned()]);
+    assert_eq!(resumed.note.as_bytes(), stored.note.as_slice());
     tasks.shutdown().await;
 }

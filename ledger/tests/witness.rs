@@ -373,3 +373,42 @@ async fn the_witness_binary_serves_add_checkpoint() {
     assert_eq!(response.status().as_u16(), 409);
     assert_eq!(response.text().await.expect("body"), "42\n");
 }
+
+#[tokio::test]
+async fn a_size_zero_checkpoint_is_cosigned_only_with_the_empty_root() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let app = ledger::witness::router(Arc::new(open_witness(1, dir.path())));
+    let log = TestLog::new(log_key());
+    let mut wrong = log.checkpoint();
+    wrong.root = Hash([7; 32]);
+    let body = add_checkpoint_body(0, &[], &wrong.sign(&log.key).expect("sign"));
+    let (status, _, _) = post(&app, body).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, _, body) = post(&app, log.body_from(0)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+#[tokio::test]
+async fn the_service_limits_refuse_floods_and_large_bodies() {
+    use ledger::witness::{ServiceLimits, router_with_limits};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let witness = Arc::new(open_witness(1, dir.path()));
+    let limits = ServiceLimits {
+        body_bytes_max: 1_000,
+        ..ServiceLimits::default()
+    };
+    assert_eq!(limits.validate(), Ok(()));
+    let app = router_with_limits(witness.clone(), limits);
+    let (status, _, _) = post(&app, format!("old 0\n\n{}", "x".repeat(2_000))).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    // Zero requests in flight would refuse everything: validation refuses the setting.
+    let invalid = ServiceLimits {
+        requests_in_flight_max: 0,
+        ..ServiceLimits::default()
+    };
+    assert!(invalid.validate().is_err());
+    let mut log = TestLog::new(log_key());
+    log.append(3, 1);
+    let (status, _, body) = post(&app, log.body_from(0)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}

@@ -18,8 +18,8 @@ use clap::Parser;
 use ledger::checkpoint::Checkpoint;
 use ledger::entry::Entry;
 use ledger::merkle::{Hash, leaf_hash};
-use ledger::note::{KeyType, Note, NoteError};
-use ledger::policy::Policy;
+use ledger::note::{KeyType, Note, NoteError, NoteVerifier};
+use ledger::policy::{Policy, PolicyCheckError};
 use ledger::tlog_proof::TlogProof;
 
 /// Verify an agritrace log proof offline.
@@ -109,41 +109,32 @@ fn read(step: &'static str, path: &PathBuf) -> Result<Vec<u8>, Failure> {
     fs::read(path).map_err(|e| unusable(step, format!("cannot read {}: {e}", path.display())))
 }
 
-/// Builds the policy text for --log-key/--witness/--quorum, so both paths share one parser.
-fn policy_from_flags(args: &Args, log_key: &str) -> Result<String, Failure> {
-    let mut text = format!("log {log_key}\n");
-    let mut names = Vec::new();
+/// Builds the policy for --log-key/--witness/--quorum directly from the keys (no policy text
+/// in between, so a name or key cannot inject policy lines).
+fn policy_from_flags(args: &Args, log_key: &str) -> Result<Policy, Failure> {
+    const STEP: &str = "load trust policy";
+    let log = NoteVerifier::parse_typed(log_key, KeyType::Ed25519)
+        .map_err(|e| unusable(STEP, format!("--log-key: {e}")))?;
+    let mut witnesses = Vec::new();
     for witness in &args.witnesses {
-        let (name, vkey) = witness.split_once('=').ok_or_else(|| {
-            unusable(
-                "load trust policy",
-                format!("--witness {witness:?} is not NAME=VKEY"),
-            )
-        })?;
-        text.push_str(&format!("witness {name} {vkey}\n"));
-        names.push(name);
+        let (name, vkey) = witness
+            .split_once('=')
+            .ok_or_else(|| unusable(STEP, format!("--witness {witness:?} is not NAME=VKEY")))?;
+        let key = NoteVerifier::parse_typed(vkey, KeyType::CosignatureV1)
+            .map_err(|e| unusable(STEP, format!("--witness {name}: {e}")))?;
+        witnesses.push((name.to_owned(), key));
     }
-    if names.is_empty() {
-        text.push_str("quorum none\n");
-    } else {
-        let k = args.quorum.unwrap_or(names.len());
-        text.push_str(&format!(
-            "group witnesses {k} {}\nquorum witnesses\n",
-            names.join(" ")
-        ));
-    }
-    Ok(text)
+    Policy::from_keys(log, witnesses, args.quorum).map_err(|e| unusable(STEP, e))
 }
 
 fn run(args: &Args, report: &mut Report) -> Result<(), Failure> {
     // Trust policy.
     const POLICY: &str = "load trust policy";
-    let policy_bytes = match (&args.policy, &args.log_key) {
-        (Some(path), _) => read(POLICY, path)?,
-        (None, Some(log_key)) => policy_from_flags(args, log_key)?.into_bytes(),
+    let policy = match (&args.policy, &args.log_key) {
+        (Some(path), _) => Policy::parse(&read(POLICY, path)?).map_err(|e| unusable(POLICY, e))?,
+        (None, Some(log_key)) => policy_from_flags(args, log_key)?,
         (None, None) => return Err(unusable(POLICY, "give --policy or --log-key")),
     };
-    let policy = Policy::parse(&policy_bytes).map_err(|e| unusable(POLICY, e))?;
     report.ok(
         POLICY,
         format!(
@@ -204,13 +195,14 @@ fn run(args: &Args, report: &mut Report) -> Result<(), Failure> {
         ),
     );
 
+    // The policy's own steps (the ones `Policy::verify_checkpoint` runs), one report line each.
     const SIGNATURES: &str = "check signatures";
-    let opened = note.open(&policy.verifiers()).map_err(|e| match e {
-        NoteError::BadSignature { name } => verification_failed(
+    let opened = policy.open_note(&note, &checkpoint).map_err(|e| match e {
+        PolicyCheckError::Note(NoteError::BadSignature { name }) => verification_failed(
             SIGNATURES,
             format!("signature by trusted key {name} is invalid"),
         ),
-        NoteError::NoKnownSignature => {
+        PolicyCheckError::NoLogSignature(_) => {
             verification_failed(SIGNATURES, "no signature by any trusted key")
         }
         other => verification_failed(SIGNATURES, other),
@@ -225,49 +217,47 @@ fn run(args: &Args, report: &mut Report) -> Result<(), Failure> {
     );
 
     const LOG_SIGNATURE: &str = "log signature";
-    let log = policy
-        .logs()
-        .iter()
-        .find(|log| {
-            log.name() == checkpoint.origin
-                && opened.verified.iter().any(|v| {
-                    v.key_type == KeyType::Ed25519
-                        && v.name == log.name()
-                        && v.key_id == log.key_id()
-                })
-        })
-        .ok_or_else(|| {
-            verification_failed(
-                LOG_SIGNATURE,
-                format!(
-                    "no valid signature by a trusted log key named {}",
-                    checkpoint.origin
-                ),
-            )
-        })?;
+    let log = policy.log_signer(&checkpoint, &opened).map_err(|_| {
+        verification_failed(
+            LOG_SIGNATURE,
+            format!(
+                "no valid signature by a trusted log key named {}",
+                checkpoint.origin
+            ),
+        )
+    })?;
     report.ok(LOG_SIGNATURE, format!("signed by {}", log.to_vkey()));
 
     const QUORUM: &str = "witness quorum";
-    let cosigned = policy.cosigned_witnesses(&opened.verified);
-    let names: Vec<&str> = cosigned.iter().map(|(n, _)| n.as_str()).collect();
-    let listing = if cosigned.is_empty() {
-        String::from("no witness cosigned")
-    } else {
-        cosigned
-            .iter()
-            .map(|(n, t)| format!("{n} (time {t})"))
-            .collect::<Vec<_>>()
-            .join(", ")
+    let listing = |cosigned: &[(String, u64)]| {
+        if cosigned.is_empty() {
+            String::from("no witness cosigned")
+        } else {
+            cosigned
+                .iter()
+                .map(|(n, t)| format!("{n} (time {t})"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
     };
-    if !policy.quorum_met(&names) {
-        return Err(verification_failed(
+    let cosigned = policy.check_quorum(&opened).map_err(|_| {
+        let cosigned = policy.cosigned_witnesses(&opened.verified);
+        verification_failed(
             QUORUM,
-            format!("quorum {} not met: {listing}", policy.quorum_name()),
-        ));
-    }
+            format!(
+                "quorum {} not met: {}",
+                policy.quorum_name(),
+                listing(&cosigned)
+            ),
+        )
+    })?;
     report.ok(
         QUORUM,
-        format!("quorum {} met: {listing}", policy.quorum_name()),
+        format!(
+            "quorum {} met: {}",
+            policy.quorum_name(),
+            listing(&cosigned)
+        ),
     );
 
     const INCLUSION: &str = "inclusion proof";

@@ -262,3 +262,26 @@ fn a_missing_file_is_unusable_input() {
     assert_eq!(output.status.code(), Some(2), "{}", stdout(&output));
     assert!(Path::new(&bundle.path("policy.txt")).exists());
 }
+
+#[test]
+fn a_witness_name_cannot_inject_policy_lines() {
+    let bundle = bundle(1);
+    // With text-built policies, this name added a `quorum none` line of its own.
+    let injected = format!("x {}\nquorum none\nwitness y", bundle.witness_vkeys[1]);
+    let output = bundle.run(&[
+        "--entry",
+        &bundle.path("entry.bin").display().to_string(),
+        "--proof",
+        &bundle.path("entry.tlog-proof").display().to_string(),
+        "--log-key",
+        &bundle.log_vkey,
+        "--witness",
+        &format!("{injected}={}", bundle.witness_vkeys[0]),
+    ]);
+    assert_eq!(output.status.code(), Some(2), "{}", stdout(&output));
+    assert!(
+        stdout(&output).contains("load trust policy"),
+        "{}",
+        stdout(&output)
+    );
+}

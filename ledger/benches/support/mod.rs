@@ -56,6 +56,16 @@ pub fn percentile(sorted: &[Duration], p: usize) -> Duration {
     }
 }
 
+/// Entry `n` of the large benchmark log: an `Unknown`-kind entry (kind 200) whose 30-byte body
+/// starts with `n` big-endian — 32 bytes in all (the log holds only entries).
+pub fn large_log_entry(n: u64) -> Vec<u8> {
+    let mut body = vec![0u8; 30];
+    body[..8].copy_from_slice(&n.to_be_bytes());
+    ledger::entry::Entry::Unknown { kind: 200, body }
+        .encode()
+        .expect("an unknown-kind entry encodes")
+}
+
 /// Where the large benchmark log lives: under the cargo target directory, so it is built once.
 pub fn large_log_path(entries: u64) -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
@@ -63,7 +73,7 @@ pub fn large_log_path(entries: u64) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("target"));
     target
         .join("ledger-bench")
-        .join(format!("log-{entries}.redb"))
+        .join(format!("log-v2-{entries}.redb"))
 }
 
 /// Opens the large log of `entries` entries (32 bytes each), building it first if needed with
@@ -109,10 +119,9 @@ pub fn large_log(rt: &tokio::runtime::Runtime, entries: u64) -> PathBuf {
             let end = (next + chunk).min(entries);
             let mut pending = Vec::with_capacity(usize::try_from(end - next).expect("chunk"));
             for n in next..end {
-                let mut entry = [0u8; 32];
-                entry[..8].copy_from_slice(&n.to_be_bytes());
+                let entry = large_log_entry(n);
                 loop {
-                    match handle.try_submit(entry.to_vec(), Vec::new()) {
+                    match handle.try_submit(entry.clone(), Vec::new()) {
                         Ok(p) => {
                             pending.push(p);
                             break;

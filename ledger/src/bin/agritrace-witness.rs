@@ -12,7 +12,9 @@ use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 use ed25519_dalek::SigningKey;
 use ledger::note::{KeyType, NoteSigner, NoteVerifier};
-use ledger::witness::{Witness, WitnessedLog, router, system_clock_seconds};
+use ledger::witness::{
+    ServiceLimits, Witness, WitnessedLog, router_with_limits, system_clock_seconds,
+};
 
 const EXAMPLES: &str = "\
 Typical first run:
@@ -86,6 +88,24 @@ struct ServeArgs {
     /// several logs. Given here, it replaces the file's `logs`.
     #[arg(long = "log", value_name = "[ORIGIN=]VKEY")]
     logs: Vec<String>,
+    /// Requests handled at once; more are answered 503 (1..=4096).
+    #[arg(
+        long,
+        env = "AGRITRACE_WITNESS_REQUESTS_IN_FLIGHT_MAX",
+        default_value_t = 64
+    )]
+    requests_in_flight_max: usize,
+    /// Time allowed for one request, reading its body included; slower ones get 408
+    /// (100..=120000 ms).
+    #[arg(
+        long,
+        env = "AGRITRACE_WITNESS_REQUEST_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
+    request_timeout_ms: u64,
+    /// Largest request body in bytes; larger ones get 413 (1..=the largest valid request).
+    #[arg(long, env = "AGRITRACE_WITNESS_BODY_BYTES_MAX", default_value_t = ledger::witness::REQUEST_BYTES_MAX)]
+    body_bytes_max: usize,
 }
 
 /// The witness configuration, resolved from defaults, the TOML file, the environment and the
@@ -222,6 +242,14 @@ fn generate_key(name: &str, path: &Path) -> anyhow::Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let limits = ServiceLimits {
+        requests_in_flight_max: args.requests_in_flight_max,
+        request_timeout_ms: args.request_timeout_ms,
+        body_bytes_max: args.body_bytes_max,
+    };
+    limits
+        .validate()
+        .map_err(|e| anyhow::anyhow!("invalid service limits: {e}"))?;
     let config = resolve_config(args)?;
     let signer = read_key(&config.key_file)?;
     let logs = config
@@ -247,7 +275,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(listen = %local, witness = %verifier, logs = ?origins, "witness serving");
     // Printed for scripts and tests that start the witness on port 0.
     println!("listening on {local}");
-    axum::serve(listener, router(Arc::new(witness)))
+    axum::serve(listener, router_with_limits(Arc::new(witness), limits))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })
@@ -290,6 +318,9 @@ mod tests {
             state_dir: None,
             key_file: None,
             logs: logs.iter().map(|l| (*l).to_owned()).collect(),
+            requests_in_flight_max: 64,
+            request_timeout_ms: 10_000,
+            body_bytes_max: ledger::witness::REQUEST_BYTES_MAX,
         }
     }
 

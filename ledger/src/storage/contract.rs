@@ -297,6 +297,54 @@ pub async fn checkpoints_follow_the_rules<H: Harness>(h: &mut H) {
     assert_eq!(store.load().await.expect("load").checkpoint, Some(cosigned));
 }
 
+/// The last-signed record follows the checkpoint rules, is separate from the published
+/// checkpoint, and survives a reopen.
+pub async fn signed_state_follows_the_rules<H: Harness>(h: &mut H) {
+    let store = h.fresh().await;
+    let ahead = store.put_signed(state(1)).await;
+    assert!(
+        matches!(ahead, Err(CheckpointError::Ahead { .. })),
+        "signed state ahead of an empty log: {ahead:?}"
+    );
+    store
+        .commit_round(Arc::new(round(0, 10)))
+        .await
+        .expect("commit");
+    let mut forked = state(10);
+    forked.root = [1; 32];
+    let fork = store.put_signed(forked).await;
+    assert!(
+        matches!(fork, Err(CheckpointError::Fork { size: 10 })),
+        "fork at durable size: {fork:?}"
+    );
+    store.put_signed(state(5)).await.expect("size 5");
+    store.put_signed(state(10)).await.expect("size 10");
+    store.put_signed(state(10)).await.expect("same state again");
+    let stale = store.put_signed(state(5)).await;
+    assert!(
+        matches!(
+            stale,
+            Err(CheckpointError::Stale {
+                stored_size: 10,
+                offered_size: 5
+            })
+        ),
+        "smaller signed state: {stale:?}"
+    );
+    // The published checkpoint is a separate record: storing the signed state publishes
+    // nothing, and a smaller published checkpoint is still accepted.
+    assert_eq!(store.checkpoint().await.expect("checkpoint"), None);
+    store
+        .put_checkpoint(checkpoint(5))
+        .await
+        .expect("publish 5");
+    let store = h.reopen(store).await;
+    let restored = store.load().await.expect("load");
+    assert_eq!(restored.signed, Some(state(10)));
+    assert_eq!(restored.checkpoint, Some(checkpoint(5)));
+    assert_eq!(restored.last_signed(), Some(state(10)));
+}
+
 /// Expands to one `#[tokio::test]` per contract rule, each calling `$harness` for a fresh
 /// [`Harness`](crate::storage::contract::Harness).
 #[macro_export]
@@ -311,6 +359,7 @@ macro_rules! storage_contract_suite {
             malformed_rounds_are_refused,
             tiles_read_back_latest_version,
             checkpoints_follow_the_rules,
+            signed_state_follows_the_rules,
         );
     };
     (@tests $harness:expr; $($name:ident),* $(,)?) => {

@@ -14,8 +14,8 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{
-    CheckpointError, CommitError, LogStorage, ReadError, Restored, RoundCommit, StoredCheckpoint,
-    TileKey,
+    CheckpointError, CommitError, LogState, LogStorage, ReadError, Restored, RoundCommit,
+    StoredCheckpoint, TileKey,
 };
 
 /// How an injected failure behaves.
@@ -69,7 +69,22 @@ impl<S: LogStorage> FaultyStorage<S> {
         self.plan().commits.push_back(fault);
     }
 
-    /// Makes the next checkpoint write (after those already planned) fail as `fault` says.
+    /// Records a violation if `size` was never acknowledged durable, and takes the next planned
+    /// checkpoint-write fault.
+    fn checkpoint_fault(&self, size: u64, what: &str) -> Option<Fault> {
+        let mut plan = self.plan();
+        if size > plan.acknowledged_size {
+            let violation = format!(
+                "{what} of size {size} stored while only size {} was acknowledged durable",
+                plan.acknowledged_size
+            );
+            plan.violations.push(violation);
+        }
+        plan.checkpoints.pop_front()
+    }
+
+    /// Makes the next checkpoint write (a last-signed record or a published checkpoint, after
+    /// those already planned) fail as `fault` says.
     pub fn fail_next_checkpoint(&self, fault: Fault) {
         self.plan().checkpoints.push_back(fault);
     }
@@ -157,18 +172,23 @@ impl<S: LogStorage> LogStorage for FaultyStorage<S> {
         result
     }
 
-    async fn put_checkpoint(&self, checkpoint: StoredCheckpoint) -> Result<(), CheckpointError> {
-        let fault = {
-            let mut plan = self.plan();
-            if checkpoint.size > plan.acknowledged_size {
-                let violation = format!(
-                    "checkpoint of size {} stored while only size {} was acknowledged durable",
-                    checkpoint.size, plan.acknowledged_size
-                );
-                plan.violations.push(violation);
+    async fn put_signed(&self, state: LogState) -> Result<(), CheckpointError> {
+        match self.checkpoint_fault(state.size, "signed state") {
+            Some(Fault::BeforeWrite) => Err(CheckpointError::Backend(Box::new(InjectedFault(
+                Fault::BeforeWrite,
+            )))),
+            Some(Fault::AfterWrite) => {
+                self.inner.put_signed(state).await?;
+                Err(CheckpointError::Backend(Box::new(InjectedFault(
+                    Fault::AfterWrite,
+                ))))
             }
-            plan.checkpoints.pop_front()
-        };
+            None => self.inner.put_signed(state).await,
+        }
+    }
+
+    async fn put_checkpoint(&self, checkpoint: StoredCheckpoint) -> Result<(), CheckpointError> {
+        let fault = self.checkpoint_fault(checkpoint.size, "checkpoint");
         match fault {
             Some(Fault::BeforeWrite) => Err(CheckpointError::Backend(Box::new(InjectedFault(
                 Fault::BeforeWrite,

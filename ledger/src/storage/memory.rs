@@ -16,6 +16,7 @@ use super::{
 struct Inner {
     state: Option<LogState>,
     checkpoint: Option<StoredCheckpoint>,
+    signed: Option<LogState>,
     tiles: BTreeMap<TileKey, Vec<u8>>,
     bundles: BTreeMap<u64, Vec<u8>>,
     sidecars: BTreeMap<(String, Vec<u8>), Vec<u8>>,
@@ -81,6 +82,14 @@ impl MemoryStorage {
         Ok(())
     }
 
+    pub(crate) fn put_signed_sync(&self, state: LogState) -> Result<(), CheckpointError> {
+        let mut inner = self.lock();
+        let durable = self.state(&inner);
+        check_signed(durable, inner.signed, state)?;
+        inner.signed = Some(state);
+        Ok(())
+    }
+
     pub(crate) fn put_checkpoint_sync(
         &self,
         checkpoint: StoredCheckpoint,
@@ -91,6 +100,24 @@ impl MemoryStorage {
         inner.checkpoint = Some(checkpoint);
         Ok(())
     }
+}
+
+/// The last-signed record's rules: those of [`check_checkpoint`] against the previous record.
+pub(crate) fn check_signed(
+    durable: LogState,
+    stored: Option<LogState>,
+    offered: LogState,
+) -> Result<(), CheckpointError> {
+    let as_checkpoint = |state: LogState| StoredCheckpoint {
+        size: state.size,
+        root: state.root,
+        note: Vec::new(),
+    };
+    check_checkpoint(
+        durable,
+        stored.map(as_checkpoint).as_ref(),
+        &as_checkpoint(offered),
+    )
 }
 
 /// The checkpoint rules of the contract, shared by backends that can read their state and
@@ -147,11 +174,16 @@ impl LogStorage for MemoryStorage {
         Ok(Restored {
             state: self.state(&inner),
             checkpoint: inner.checkpoint.clone(),
+            signed: inner.signed,
         })
     }
 
     async fn commit_round(&self, round: Arc<RoundCommit>) -> Result<(), CommitError> {
         self.commit_sync(&round)
+    }
+
+    async fn put_signed(&self, state: LogState) -> Result<(), CheckpointError> {
+        self.put_signed_sync(state)
     }
 
     async fn put_checkpoint(&self, checkpoint: StoredCheckpoint) -> Result<(), CheckpointError> {

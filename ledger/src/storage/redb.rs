@@ -2,15 +2,23 @@
 //!
 //! One durable (fsync'd, `Durability::Immediate`, quick-repair) write transaction per sequencing
 //! round holds the round's entry bundles, tiles, sidecar records and the new log state; the
-//! latest checkpoint is stored by its own small transaction after signing. Tables:
+//! last-signed state and the published checkpoint are each stored by their own small
+//! transaction after the round (the storage module documentation says why). Tables:
 //!
 //! | table         | key            | value                                       |
 //! |---------------|----------------|---------------------------------------------|
 //! | `log_meta`    | `"state"`      | size (u64 BE) ‖ root                        |
-//! | `log_meta`    | `"checkpoint"` | size (u64 BE) ‖ root ‖ signed note          |
+//! | `log_meta`    | `"signed"`     | size (u64 BE) ‖ root: the last state signed |
+//! | `log_meta`    | `"checkpoint"` | size (u64 BE) ‖ root ‖ published note       |
 //! | `log_tiles`   | (level, index) | widest tile: concatenated 32-byte hashes    |
 //! | `log_bundles` | bundle index   | widest entry bundle (C2SP tlog-tiles)       |
 //! | any other     | caller bytes   | sidecar records (see [`SidecarRecord`])     |
+//!
+//!
+//! redb calls block (reads of tiles and bundles of a multi-gigabyte file go to the disk, commits
+//! fsync), so every async method runs its work on tokio's blocking pool (`spawn_blocking`),
+//! never on an async worker. [`LogStorage::tile_reader`] is synchronous by design: proof code
+//! calls it, and async callers run that code in `spawn_blocking` too.
 //!
 //! [`SidecarRecord`]: super::SidecarRecord
 
@@ -21,7 +29,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::tile::TileReader;
 
-use super::memory::check_checkpoint;
+use super::memory::{check_checkpoint, check_signed};
 use super::{
     BackendError, CheckpointError, CommitError, HASH_BYTES, LogState, LogStorage, ReadError,
     Restored, RoundCommit, StoredCheckpoint, TileKey,
@@ -33,6 +41,7 @@ const BUNDLES: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("log_
 
 const STATE_KEY: &str = "state";
 const CHECKPOINT_KEY: &str = "checkpoint";
+const SIGNED_KEY: &str = "signed";
 
 /// The redb backend. Cloning shares the same database.
 #[derive(Debug, Clone)]
@@ -56,7 +65,19 @@ impl RedbStorage {
     /// # Errors
     /// [`ReadError::Backend`] if the file cannot be opened or created.
     pub fn open(path: &Path, empty_root: [u8; 32]) -> Result<Self, ReadError> {
+        let created = !path.exists();
         let db = Database::create(path).map_err(read_backend)?;
+        if created {
+            // The new file's directory entry lives in the parent directory: fsync it, or a
+            // crash could lose the whole database file even after fsync'd commits.
+            let parent = match path.parent() {
+                Some(parent) if !parent.as_os_str().is_empty() => parent,
+                _ => Path::new("."),
+            };
+            std::fs::File::open(parent)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| ReadError::Backend(Box::new(e)))?;
+        }
         // Create the tables once so that read transactions always find them.
         let mut txn = db.begin_write().map_err(read_backend)?;
         txn.set_quick_repair(true);
@@ -186,6 +207,74 @@ impl RedbStorage {
         Ok(())
     }
 
+    fn put_signed_blocking(&self, state: LogState) -> Result<(), CheckpointError> {
+        let mut txn = self
+            .db
+            .begin_write()
+            .map_err(|e| CheckpointError::Backend(backend(e)))?;
+        txn.set_quick_repair(true);
+        {
+            let mut meta = txn
+                .open_table(META)
+                .map_err(|e| CheckpointError::Backend(backend(e)))?;
+            let durable = self
+                .read_state(&meta)
+                .map_err(|e| CheckpointError::Backend(e.into()))?;
+            let stored = match meta
+                .get(SIGNED_KEY)
+                .map_err(|e| CheckpointError::Backend(backend(e)))?
+            {
+                Some(value) => Some(
+                    LogState::from_bytes(value.value())
+                        .map_err(|e| CheckpointError::Backend(e.into()))?,
+                ),
+                None => None,
+            };
+            if stored == Some(state) {
+                return Ok(());
+            }
+            check_signed(durable, stored, state)?;
+            meta.insert(SIGNED_KEY, state.to_bytes().as_slice())
+                .map_err(|e| CheckpointError::Backend(backend(e)))?;
+        }
+        txn.commit()
+            .map_err(|e| CheckpointError::Backend(backend(e)))?;
+        Ok(())
+    }
+
+    fn load_blocking(&self) -> Result<Restored, ReadError> {
+        let txn = self.db.begin_read().map_err(read_backend)?;
+        let meta = txn.open_table(META).map_err(read_backend)?;
+        let state = self.read_state(&meta)?;
+        let checkpoint = match meta.get(CHECKPOINT_KEY).map_err(read_backend)? {
+            Some(value) => Some(decode_checkpoint(value.value())?),
+            None => None,
+        };
+        let signed = match meta.get(SIGNED_KEY).map_err(read_backend)? {
+            Some(value) => Some(LogState::from_bytes(value.value())?),
+            None => None,
+        };
+        Ok(Restored {
+            state,
+            checkpoint,
+            signed,
+        })
+    }
+
+    fn sidecar_blocking(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>, ReadError> {
+        let txn = self.db.begin_read().map_err(read_backend)?;
+        let definition = TableDefinition::<&[u8], &[u8]>::new(table);
+        let handle = match txn.open_table(definition) {
+            Ok(handle) => handle,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(read_backend(e)),
+        };
+        Ok(handle
+            .get(key)
+            .map_err(read_backend)?
+            .map(|value| value.value().to_vec()))
+    }
+
     fn checkpoint_blocking(&self) -> Result<Option<StoredCheckpoint>, ReadError> {
         let txn = self.db.begin_read().map_err(read_backend)?;
         let meta = txn.open_table(META).map_err(read_backend)?;
@@ -290,14 +379,10 @@ impl LogStorage for RedbStorage {
     }
 
     async fn load(&self) -> Result<Restored, ReadError> {
-        let txn = self.db.begin_read().map_err(read_backend)?;
-        let meta = txn.open_table(META).map_err(read_backend)?;
-        let state = self.read_state(&meta)?;
-        let checkpoint = match meta.get(CHECKPOINT_KEY).map_err(read_backend)? {
-            Some(value) => Some(decode_checkpoint(value.value())?),
-            None => None,
-        };
-        Ok(Restored { state, checkpoint })
+        let this = self.clone();
+        blocking(move || this.load_blocking())
+            .await
+            .map_err(ReadError::Backend)?
     }
 
     async fn commit_round(&self, round: Arc<RoundCommit>) -> Result<(), CommitError> {
@@ -305,6 +390,13 @@ impl LogStorage for RedbStorage {
         blocking(move || this.commit_blocking(&round))
             .await
             .map_err(CommitError::Backend)?
+    }
+
+    async fn put_signed(&self, state: LogState) -> Result<(), CheckpointError> {
+        let this = self.clone();
+        blocking(move || this.put_signed_blocking(state))
+            .await
+            .map_err(CheckpointError::Backend)?
     }
 
     async fn put_checkpoint(&self, checkpoint: StoredCheckpoint) -> Result<(), CheckpointError> {
@@ -315,28 +407,32 @@ impl LogStorage for RedbStorage {
     }
 
     async fn checkpoint(&self) -> Result<Option<StoredCheckpoint>, ReadError> {
-        self.checkpoint_blocking()
+        let this = self.clone();
+        blocking(move || this.checkpoint_blocking())
+            .await
+            .map_err(ReadError::Backend)?
     }
 
     async fn tile(&self, key: TileKey) -> Result<Option<Vec<u8>>, ReadError> {
-        self.tile_blocking(key)
+        let this = self.clone();
+        blocking(move || this.tile_blocking(key))
+            .await
+            .map_err(ReadError::Backend)?
     }
 
     async fn bundle(&self, index: u64) -> Result<Option<Vec<u8>>, ReadError> {
-        self.bundle_blocking(index)
+        let this = self.clone();
+        blocking(move || this.bundle_blocking(index))
+            .await
+            .map_err(ReadError::Backend)?
     }
 
     async fn sidecar(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>, ReadError> {
-        let txn = self.db.begin_read().map_err(read_backend)?;
-        let definition = TableDefinition::<&[u8], &[u8]>::new(table);
-        let handle = match txn.open_table(definition) {
-            Ok(handle) => handle,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(e) => return Err(read_backend(e)),
-        };
-        Ok(handle
-            .get(key)
-            .map_err(read_backend)?
-            .map(|value| value.value().to_vec()))
+        let this = self.clone();
+        let table = table.to_owned();
+        let key = key.to_vec();
+        blocking(move || this.sidecar_blocking(&table, &key))
+            .await
+            .map_err(ReadError::Backend)?
     }
 }

@@ -3,7 +3,8 @@
 //! One file per log in the state directory, named by the hex SHA-256 of the origin (origins are
 //! free text). A write goes to a temporary file, is fsync'd, renamed over the old file, and the
 //! directory is fsync'd: after [`WitnessState::record`] returns, the new checkpoint survives a
-//! crash, and a crash at any point leaves either the old or the new file, never a mix.
+//! crash, and a crash at any point leaves either the old or the new file, never a mix. A state
+//! directory created by [`WitnessState::open`] has its parent fsync'd too.
 
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -61,6 +62,17 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StateError + '_ {
     }
 }
 
+/// Fsyncs the directory that holds `path` (its parent, or `.` for a bare name).
+pub(crate) fn sync_parent(path: &Path) -> Result<(), StateError> {
+    let parent = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    File::open(parent)
+        .and_then(|d| d.sync_all())
+        .map_err(io(parent))
+}
+
 fn file_name(origin: &str) -> String {
     let digest = Sha256::digest(origin.as_bytes());
     let mut name = String::with_capacity(80);
@@ -90,7 +102,12 @@ impl WitnessState {
     /// # Errors
     /// [`StateError`] if the directory cannot be read or a state file is corrupt.
     pub fn open(dir: &Path) -> Result<Self, StateError> {
-        fs::create_dir_all(dir).map_err(io(dir))?;
+        if !dir.is_dir() {
+            fs::create_dir_all(dir).map_err(io(dir))?;
+            // The new directory's entry lives in its parent: fsync the parent so that the
+            // directory (and the state files about to be created in it) survive a crash.
+            sync_parent(dir)?;
+        }
         let mut logs = HashMap::new();
         for item in fs::read_dir(dir).map_err(io(dir))? {
             let item = item.map_err(io(dir))?;

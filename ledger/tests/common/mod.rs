@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
+use ledger::entry::Entry;
 use ledger::note::{KeyType, NoteSigner};
 use ledger::sequencer::SequencerConfig;
 use ledger::witness::{Witness, WitnessedLog};
@@ -80,9 +81,12 @@ pub fn witness_client(endpoints: Vec<(String, u8)>, timeout_ms: u64) -> WitnessC
     .expect("witness client")
 }
 
-/// An entry of about 200 bytes, distinct per `(tag, n)`.
+/// A log entry of about 200 bytes, distinct per `(tag, n)`: an `Unknown`-kind entry (kind 200)
+/// whose body is the text `entry <tag> <n>` padded with dots (the log holds only entries).
 pub fn entry(tag: u64, n: u64) -> Vec<u8> {
-    let mut bytes = format!("entry {tag} {n} ").into_bytes();
-    bytes.resize(200, b'.');
-    bytes
+    let mut body = format!("entry {tag} {n} ").into_bytes();
+    body.resize(198, b'.');
+    Entry::Unknown { kind: 200, body }
+        .encode()
+        .expect("an unknown-kind entry encodes")
 }
