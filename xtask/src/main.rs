@@ -6,6 +6,9 @@
 //!   test of the workspace, the Cortex-M builds (the QEMU run is one of the tests), and every
 //!   fuzz target for a bounded time. CI runs exactly this.
 //! * `devices` — runs simulated devices against a local Mosquitto (installing it if missing).
+//! * `demo` — builds and starts the node (`agritrace serve`, in-process broker) on a data
+//!   directory under `target/demo`, registers 30 simulated devices and streams their readings,
+//!   printing where to look, until Ctrl-C.
 //! * `bench` — runs the benchmarks whose figures BENCHMARKS.md records.
 //! * `fuzz [seconds]` — only the fuzz targets.
 
@@ -32,6 +35,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("test") => test(),
         Some("devices") => devices(&args[1..]),
+        Some("demo") => demo(),
         Some("bench") => bench(),
         Some("fuzz") => {
             let runs = args
@@ -49,6 +53,7 @@ fn main() -> ExitCode {
                  tasks:\n  \
                  test              install what the tests need, then run every check CI runs\n  \
                  devices [ARGS..]  run simulated devices against a local Mosquitto (ARGS go to agritrace-device)\n  \
+                 demo              run the node with 30 simulated devices streaming; prints where to look\n  \
                  bench             run the benchmarks recorded in BENCHMARKS.md\n  \
                  fuzz [RUNS]       run every fuzz target for RUNS iterations (default 1000000)"
             );
@@ -373,4 +378,121 @@ fn free_port() -> Result<u16> {
         .local_addr()
         .context("while finding a free port")?
         .port())
+}
+
+/// Simulated devices of the demo, and the id of the first (fleet prefix `a9000000`, index 0).
+const DEMO_DEVICES: &str = "30";
+const DEMO_FIRST_DEVICE: &str = "a900000000000000";
+
+/// Where cargo puts the release binaries.
+fn release_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| root().join("target"), PathBuf::from)
+        .join("release")
+}
+
+/// Kills the node when the demo ends, however it ends.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn demo() -> Result<()> {
+    run(
+        "building agritrace and agritrace-verify (release)",
+        cargo().args(["build", "--release", "-p", "api", "-p", "agritrace-verify"]),
+    )?;
+    // Its own command: `required-features` of a binary are only met by the package's own
+    // `--features`.
+    run(
+        "building agritrace-device (release)",
+        cargo().args([
+            "build",
+            "--release",
+            "-p",
+            "firmware",
+            "--features",
+            "host",
+            "--bin",
+            "agritrace-device",
+        ]),
+    )?;
+    let bin = release_dir();
+    let demo = root().join("target").join("demo");
+    let data = demo.join("node");
+    let keys = demo.join("node-keys");
+    std::fs::create_dir_all(&demo).context("while creating target/demo")?;
+    let http_port = free_port()?;
+    let broker_port = free_port()?;
+    let http = format!("127.0.0.1:{http_port}");
+    let mut node = Child(
+        Command::new(bin.join("agritrace"))
+            .args(["serve", "--http-listen", &http, "--broker-port"])
+            .arg(broker_port.to_string())
+            .arg("--data-dir")
+            .arg(&data)
+            .spawn()
+            .context("while starting agritrace serve")?,
+    );
+    // The node is up once its HTTP port accepts connections.
+    let mut attempts = 0;
+    while std::net::TcpStream::connect(&http).is_err() {
+        if let Some(status) = node.0.try_wait().context("while checking on the node")? {
+            bail!("agritrace serve exited at start ({status})");
+        }
+        attempts += 1;
+        if attempts > 600 {
+            bail!("agritrace serve did not listen on {http} within a minute");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let device = |extra: &[&str]| {
+        let mut command = Command::new(bin.join("agritrace-device"));
+        command
+            .args(["--devices", DEMO_DEVICES, "--keys-dir"])
+            .arg(&keys)
+            .args(extra);
+        command
+    };
+    run(
+        "provisioning the simulated devices",
+        &mut device(&["--provision-only"]),
+    )?;
+    run(
+        "registering their keys with the node",
+        Command::new(bin.join("agritrace"))
+            .args(["device", "import"])
+            .arg(keys.join("manifest.json"))
+            .args(["--http-listen", &http, "--data-dir"])
+            .arg(&data),
+    )?;
+    let anchor = format!("http://{http}/v1/devices/{DEMO_FIRST_DEVICE}/readings/0");
+    eprintln!(
+        "\n==> the node runs; look at:\n  \
+         metrics:             curl http://{http}/metrics\n  \
+         latest checkpoint:   curl http://{http}/log/checkpoint\n  \
+         a reading's anchor:  curl {anchor}/anchor\n  \
+         verify it offline:   curl -so reading.entry {anchor}/entry && \
+         curl -so reading.proof {anchor}/tlog-proof && \
+         {verify} --entry reading.entry --proof reading.proof --log-key \"$(curl -s http://{http}/v1/log/key)\"\n  \
+         (the first readings are anchored within a few seconds; Ctrl-C stops everything)",
+        verify = bin.join("agritrace-verify").display(),
+    );
+    let result = run(
+        "30 simulated devices streaming (Ctrl-C to stop)",
+        &mut device(&[
+            "--broker",
+            &format!("127.0.0.1:{broker_port}"),
+            "--sample-period",
+            "10s",
+            "--time-scale",
+            "10",
+        ]),
+    );
+    drop(node);
+    result
 }

@@ -1,0 +1,468 @@
+//! `NodeConfig`: every setting of `agritrace serve`, documented field by field, read once from
+//! one TOML file, then overridden by `AGRITRACE_*` environment variables, then validated.
+//! Every default works on a laptop: data under `./agritrace-data`, HTTP on 127.0.0.1:8080, an
+//! in-process MQTT broker on 127.0.0.1:1883.
+//!
+//! ```toml
+//! data_dir = "agritrace-data"
+//! origin = "agritrace.localhost/log"
+//! http_listen = "127.0.0.1:8080"
+//!
+//! [broker]
+//! embedded = true          # false: connect to an external broker at host:port
+//! host = "127.0.0.1"
+//! port = 1883
+//!
+//! [[witnesses]]
+//! url = "http://127.0.0.1:7380"
+//! key = "customs.example/witness+1234abcd+BA..."
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use ingest::IngestConfig;
+use ledger::note::{KeyType, NoteVerifier, check_key_name};
+use ledger::sequencer::SequencerConfig;
+use ledger::witness_client::{WITNESSES_MAX, WitnessEndpoint};
+use serde::Deserialize;
+
+/// Largest configuration file read, in bytes.
+pub const CONFIG_BYTES_MAX: usize = 1024 * 1024;
+/// Hard ceiling on the in-process broker's connections.
+pub const BROKER_CONNECTIONS_CEILING: usize = 100_000;
+
+/// Why the configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("reading the configuration file {path} failed")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is larger than [`CONFIG_BYTES_MAX`].
+    #[error("the configuration file {0} is larger than {CONFIG_BYTES_MAX} bytes")]
+    TooLarge(PathBuf),
+    /// The file is not valid TOML for this structure.
+    #[error("the configuration file is not valid: {0}")]
+    Parse(String),
+    /// An environment variable does not parse.
+    #[error("environment variable {name}: {reason}")]
+    Env {
+        /// The variable.
+        name: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A setting is out of its range.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// Settings of the MQTT broker the node's ingest reads from.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BrokerConfig {
+    /// Run an MQTT broker (rumqttd, MQTT 3.1.1, plain TCP) inside the node, listening on
+    /// `host:port`; `false` connects ingest to an external broker (Mosquitto, EMQX) there.
+    /// The in-process broker keeps messages in memory only, which is enough because devices
+    /// keep every reading until the end-to-end ack. Default `true`. Env `AGRITRACE_BROKER_EMBEDDED`.
+    pub embedded: bool,
+    /// Broker host (listen address of the in-process broker: an IP address). Default
+    /// `127.0.0.1`. Env `AGRITRACE_BROKER_HOST`.
+    pub host: String,
+    /// Broker port; with the in-process broker, 0 picks a free port. Default 1883. Env
+    /// `AGRITRACE_BROKER_PORT`.
+    pub port: u16,
+    /// In-process broker: most client connections. 1..=100,000. Default 10,000.
+    pub connections_max: usize,
+    /// In-process broker: largest publish payload in bytes (the uplink limit is well
+    /// below). 1,024..=1 MiB. Default 20,480.
+    pub payload_bytes_max: usize,
+    /// In-process broker: unacknowledged QoS 1 messages per connection. 1..=65,535. Default 100.
+    pub inflight_max: usize,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        Self {
+            embedded: true,
+            host: "127.0.0.1".to_owned(),
+            port: 1883,
+            connections_max: 10_000,
+            payload_bytes_max: 20_480,
+            inflight_max: 100,
+        }
+    }
+}
+
+/// A witness the sequencer asks to cosign every checkpoint (C2SP tlog-witness).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WitnessConfig {
+    /// Submission prefix, e.g. `http://127.0.0.1:7380` (`/add-checkpoint` is appended).
+    pub url: String,
+    /// The witness's `cosignature/v1` verifier key (`name+hash+base64`).
+    pub key: String,
+}
+
+/// Every setting of `agritrace serve`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Directory of the embedded store (`agritrace.redb`) and the log key (`log.key`,
+    /// generated on first start, mode 0600). Created if missing. Default `agritrace-data`.
+    /// Env `AGRITRACE_DATA_DIR`.
+    pub data_dir: PathBuf,
+    /// The log's origin (C2SP tlog-checkpoint first line, and the log key's name): one line,
+    /// no spaces or `+`. It must not change once the log key exists. Default
+    /// `agritrace.localhost/log`. Env `AGRITRACE_ORIGIN`.
+    pub origin: String,
+    /// HTTP listen address (tile endpoints, `/healthz`, `/metrics`, `/v1/...`); port 0 picks
+    /// a free port. Device import (`POST /v1/devices/import`) answers only loopback clients.
+    /// Default `127.0.0.1:8080`. Env `AGRITRACE_HTTP_LISTEN`.
+    pub http_listen: SocketAddr,
+    /// The MQTT broker.
+    pub broker: BrokerConfig,
+    /// MQTT worker connections of ingest on the shared subscription. 1..=64. Default 2. Env
+    /// `AGRITRACE_INGEST_WORKERS`.
+    pub ingest_workers: usize,
+    /// A batch of readings closes at this many readings. 1..=800. Default 500. Env
+    /// `AGRITRACE_BATCH_READINGS_MAX`.
+    pub batch_readings_max: usize,
+    /// A batch closes this long after its first reading at the latest. 1..=60,000. Default
+    /// 200. Env `AGRITRACE_BATCH_WINDOW_MS`.
+    pub batch_window_ms: u64,
+    /// Time between sequencer rounds. 10..=10,000. Default 100. Env
+    /// `AGRITRACE_ROUND_PERIOD_MS`.
+    pub round_period_ms: u64,
+    /// How long a checkpoint waits for the witnesses. 1..=120,000. Default 5,000.
+    pub witness_timeout_ms: u64,
+    /// Witnesses asked to cosign each checkpoint; none by default (at most 64).
+    pub witnesses: Vec<WitnessConfig>,
+    /// Largest request body of the HTTP API (a device manifest is the largest), bytes.
+    /// 1,024..=16 MiB. Default 16 MiB.
+    pub http_body_bytes_max: usize,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("agritrace-data"),
+            origin: "agritrace.localhost/log".to_owned(),
+            http_listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            broker: BrokerConfig::default(),
+            ingest_workers: 2,
+            batch_readings_max: 500,
+            batch_window_ms: 200,
+            round_period_ms: 100,
+            witness_timeout_ms: 5_000,
+            witnesses: Vec::new(),
+            http_body_bytes_max: ingest::registry::MANIFEST_BYTES_MAX,
+        }
+    }
+}
+
+fn env_value<T: std::str::FromStr>(
+    name: &'static str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<T>, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    match lookup(name) {
+        None => Ok(None),
+        Some(text) => text
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|e: T::Err| ConfigError::Env {
+                name,
+                reason: e.to_string(),
+            }),
+    }
+}
+
+fn range<T: PartialOrd + std::fmt::Display>(
+    name: &str,
+    value: T,
+    min: T,
+    max: T,
+) -> Result<(), ConfigError> {
+    if value < min || value > max {
+        return Err(ConfigError::Invalid(format!(
+            "{name} is {value}, it must be {min}..={max}"
+        )));
+    }
+    Ok(())
+}
+
+impl NodeConfig {
+    /// Parses TOML text (missing fields take their defaults; unknown fields are refused).
+    ///
+    /// # Errors
+    /// [`ConfigError::Parse`] naming the problem.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))
+    }
+
+    /// Reads `path` (or the defaults without one), applies the `AGRITRACE_*` environment
+    /// overrides and validates the result.
+    ///
+    /// # Errors
+    /// [`ConfigError`] if the file cannot be read or parsed, a variable does not parse, or a
+    /// setting is out of range.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut config = match path {
+            Some(path) => {
+                let read = |source| ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                };
+                let len = std::fs::metadata(path).map_err(read)?.len();
+                if len > u64::try_from(CONFIG_BYTES_MAX).unwrap_or(u64::MAX) {
+                    return Err(ConfigError::TooLarge(path.to_owned()));
+                }
+                Self::from_toml(&std::fs::read_to_string(path).map_err(read)?)?
+            }
+            None => Self::default(),
+        };
+        config.apply_env(&|name| std::env::var(name).ok())?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Applies the environment overrides found by `lookup` (named in each field's doc).
+    ///
+    /// # Errors
+    /// [`ConfigError::Env`] naming the first variable that does not parse.
+    pub fn apply_env(
+        &mut self,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<(), ConfigError> {
+        if let Some(v) = env_value::<PathBuf>("AGRITRACE_DATA_DIR", lookup)? {
+            self.data_dir = v;
+        }
+        if let Some(v) = env_value::<String>("AGRITRACE_ORIGIN", lookup)? {
+            self.origin = v;
+        }
+        if let Some(v) = env_value("AGRITRACE_HTTP_LISTEN", lookup)? {
+            self.http_listen = v;
+        }
+        if let Some(v) = env_value("AGRITRACE_BROKER_EMBEDDED", lookup)? {
+            self.broker.embedded = v;
+        }
+        if let Some(v) = env_value::<String>("AGRITRACE_BROKER_HOST", lookup)? {
+            self.broker.host = v;
+        }
+        if let Some(v) = env_value("AGRITRACE_BROKER_PORT", lookup)? {
+            self.broker.port = v;
+        }
+        if let Some(v) = env_value("AGRITRACE_INGEST_WORKERS", lookup)? {
+            self.ingest_workers = v;
+        }
+        if let Some(v) = env_value("AGRITRACE_BATCH_READINGS_MAX", lookup)? {
+            self.batch_readings_max = v;
+        }
+        if let Some(v) = env_value("AGRITRACE_BATCH_WINDOW_MS", lookup)? {
+            self.batch_window_ms = v;
+        }
+        if let Some(v) = env_value("AGRITRACE_ROUND_PERIOD_MS", lookup)? {
+            self.round_period_ms = v;
+        }
+        Ok(())
+    }
+
+    /// Checks every field against its range (and the ingest and sequencer settings derived
+    /// from them).
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the first bad field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(ConfigError::Invalid("data_dir is empty".to_owned()));
+        }
+        check_key_name(&self.origin).map_err(|_| {
+            ConfigError::Invalid("origin must be one line without spaces or '+'".to_owned())
+        })?;
+        if self.broker.embedded && self.broker.host.parse::<std::net::IpAddr>().is_err() {
+            return Err(ConfigError::Invalid(
+                "broker.host must be an IP address for the in-process broker".to_owned(),
+            ));
+        }
+        if !self.broker.embedded && self.broker.port == 0 {
+            return Err(ConfigError::Invalid(
+                "broker.port 0 is only for the in-process broker".to_owned(),
+            ));
+        }
+        range(
+            "broker.connections_max",
+            self.broker.connections_max,
+            1,
+            BROKER_CONNECTIONS_CEILING,
+        )?;
+        range(
+            "broker.payload_bytes_max",
+            self.broker.payload_bytes_max,
+            1024,
+            1024 * 1024,
+        )?;
+        range("broker.inflight_max", self.broker.inflight_max, 1, 65_535)?;
+        range(
+            "http_body_bytes_max",
+            self.http_body_bytes_max,
+            1024,
+            ingest::registry::MANIFEST_BYTES_MAX,
+        )?;
+        if self.witnesses.len() > WITNESSES_MAX {
+            return Err(ConfigError::Invalid(format!(
+                "at most {WITNESSES_MAX} witnesses"
+            )));
+        }
+        self.witness_endpoints()?;
+        self.ingest_config()
+            .validate()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        self.sequencer_config()
+            .validate()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        Ok(())
+    }
+
+    /// The embedded store's file.
+    #[must_use]
+    pub fn store_path(&self) -> PathBuf {
+        self.data_dir.join("agritrace.redb")
+    }
+
+    /// The log key's file.
+    #[must_use]
+    pub fn log_key_path(&self) -> PathBuf {
+        self.data_dir.join("log.key")
+    }
+
+    /// The ingest settings (broker port 0 must be resolved by the caller first).
+    #[must_use]
+    pub fn ingest_config(&self) -> IngestConfig {
+        IngestConfig {
+            broker_host: self.broker.host.clone(),
+            broker_port: self.broker.port,
+            workers: self.ingest_workers,
+            batch_readings_max: self.batch_readings_max,
+            batch_window_ms: self.batch_window_ms,
+            ..IngestConfig::default()
+        }
+    }
+
+    /// The sequencer settings.
+    #[must_use]
+    pub fn sequencer_config(&self) -> SequencerConfig {
+        SequencerConfig {
+            round_period_ms: self.round_period_ms,
+            witness_timeout_ms: self.witness_timeout_ms,
+            ..SequencerConfig::new(&self.origin)
+        }
+    }
+
+    /// The configured witnesses with their parsed keys.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] if a key is not a `cosignature/v1` verifier key.
+    pub fn witness_endpoints(&self) -> Result<Vec<WitnessEndpoint>, ConfigError> {
+        self.witnesses
+            .iter()
+            .map(|w| {
+                let verifier =
+                    NoteVerifier::parse_typed(&w.key, KeyType::CosignatureV1).map_err(|e| {
+                        ConfigError::Invalid(format!("witness {}: bad key: {e}", w.url))
+                    })?;
+                if !(w.url.starts_with("http://") || w.url.starts_with("https://")) {
+                    return Err(ConfigError::Invalid(format!(
+                        "witness url {:?} is not http(s)",
+                        w.url
+                    )));
+                }
+                Ok(WitnessEndpoint {
+                    url: w.url.clone(),
+                    verifier,
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(toml: &str, env: &[(&str, &str)], expected_error: Option<&str>) {
+        let outcome = NodeConfig::from_toml(toml).and_then(|mut config| {
+            config.apply_env(&|name| {
+                env.iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| (*v).to_owned())
+            })?;
+            config.validate()
+        });
+        match (outcome, expected_error) {
+            (Ok(()), None) => {}
+            (Err(error), Some(needle)) => {
+                let message = error.to_string();
+                assert!(message.contains(needle), "{message:?} names {needle:?}");
+            }
+            (outcome, expected) => panic!("{outcome:?}, expected an error naming {expected:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_and_each_bound_are_checked() {
+        check("", &[], None);
+        check("origin = \"a b\"", &[], Some("origin"));
+        check("ingest_workers = 0", &[], Some("workers"));
+        check("batch_readings_max = 801", &[], Some("batch_readings_max"));
+        check("round_period_ms = 5", &[], Some("round_period_ms"));
+        check(
+            "[broker]\nconnections_max = 0",
+            &[],
+            Some("connections_max"),
+        );
+        check(
+            "[broker]\nembedded = false\nport = 0",
+            &[],
+            Some("broker.port"),
+        );
+        check("[broker]\nhost = \"localhost\"", &[], Some("broker.host"));
+        check("unknown_field = 1", &[], Some("unknown"));
+        check(
+            "[[witnesses]]\nurl = \"http://x\"\nkey = \"nope\"",
+            &[],
+            Some("witness"),
+        );
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let mut config = NodeConfig::from_toml("batch_window_ms = 50").expect("toml");
+        config
+            .apply_env(&|name| match name {
+                "AGRITRACE_BATCH_WINDOW_MS" => Some("75".to_owned()),
+                "AGRITRACE_BROKER_EMBEDDED" => Some("false".to_owned()),
+                "AGRITRACE_HTTP_LISTEN" => Some("127.0.0.1:9999".to_owned()),
+                _ => None,
+            })
+            .expect("env");
+        assert_eq!(config.batch_window_ms, 75);
+        assert!(!config.broker.embedded);
+        assert_eq!(config.http_listen.port(), 9999);
+        check(
+            "",
+            &[("AGRITRACE_BROKER_PORT", "x")],
+            Some("AGRITRACE_BROKER_PORT"),
+        );
+        check("", &[("AGRITRACE_INGEST_WORKERS", "65")], Some("workers"));
+    }
+}

@@ -1,0 +1,339 @@
+//! The node's HTTP API: the log's C2SP tlog-tiles read side (mounted from `ledger::http`),
+//! `/healthz`, Prometheus `/metrics`, and the first `/v1` routes: where a reading is anchored
+//! (with every proof from the reading up to a signed checkpoint), the log's verifier key, and
+//! device import for the local operator.
+//!
+//! | route | answers |
+//! |---|---|
+//! | `GET /log/checkpoint`, `GET /log/tile/...` | C2SP tlog-tiles |
+//! | `GET /healthz` | 200 `ok`, or 503 with the sequencer's failure |
+//! | `GET /metrics` | Prometheus text |
+//! | `GET /v1/log/key` | the log's verifier key, `name+hash+base64` |
+//! | `GET /v1/devices/{id}/readings/{seq}/anchor` | JSON: reading, batch path, entry, leaf index, inclusion proof, checkpoint |
+//! | `GET /v1/devices/{id}/readings/{seq}/entry` | the `ReadingBatch` entry's exact bytes |
+//! | `GET /v1/devices/{id}/readings/{seq}/tlog-proof` | C2SP tlog-proof file of that entry (for `agritrace-verify`) |
+//! | `POST /v1/devices/import` | registers an `agritrace-device` manifest; loopback clients only |
+//!
+//! Errors are RFC 9457 problem documents; causes are logged, never sent.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use ingest::{Clock, IngestHandle, ReadingAnchor, RegisterOutcome, RegistryError};
+use ledger::merkle::{Hash, leaf_hash};
+use ledger::proof::InclusionProof;
+use ledger::sequencer::{Health, PublishedCheckpoint, SequencerHandle, ServeProofError};
+use ledger::tlog_proof::TlogProof;
+use protocol::{DeviceId, SequenceNumber};
+use serde_json::json;
+
+use crate::metrics::{LogSizes, render};
+use crate::node::Storage;
+
+/// What the handlers share.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// Ingest (metrics, registry, reading anchors).
+    pub ingest: IngestHandle<Storage>,
+    /// The sequencer (health, stats, proofs).
+    pub sequencer: SequencerHandle<Storage>,
+    /// The log's verifier key.
+    pub verifier_key: Arc<str>,
+    /// The clock (import effective time, metrics ages).
+    pub clock: Arc<dyn Clock>,
+}
+
+/// The router; serve it with `into_make_service_with_connect_info::<SocketAddr>()` (device
+/// import checks the peer address).
+pub fn router(state: AppState, body_bytes_max: usize) -> Router {
+    let log = ledger::http::router(state.sequencer.storage().clone());
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/v1/log/key", get(log_key))
+        .route("/v1/devices/import", post(import))
+        .route(
+            "/v1/devices/{device}/readings/{sequence}/anchor",
+            get(anchor),
+        )
+        .route("/v1/devices/{device}/readings/{sequence}/entry", get(entry))
+        .route(
+            "/v1/devices/{device}/readings/{sequence}/tlog-proof",
+            get(tlog_proof),
+        )
+        .layer(DefaultBodyLimit::max(body_bytes_max))
+        .with_state(state)
+        .merge(log)
+}
+
+/// An API error: a status and a problem document.
+#[derive(Debug)]
+pub enum ApiError {
+    /// Bad input (400).
+    BadRequest(String),
+    /// Not allowed from this client (403).
+    Forbidden(&'static str),
+    /// Nothing there (404).
+    NotFound(&'static str),
+    /// Conflicts with what is stored (409).
+    Conflict(String),
+    /// Not ready yet; retry shortly (503 with `Retry-After`).
+    NotYet(String),
+    /// A failure of ours; the cause is logged (500).
+    Internal(String),
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, detail) = match self {
+            Self::BadRequest(d) => (StatusCode::BAD_REQUEST, d),
+            Self::Forbidden(d) => (StatusCode::FORBIDDEN, d.to_owned()),
+            Self::NotFound(d) => (StatusCode::NOT_FOUND, d.to_owned()),
+            Self::Conflict(d) => (StatusCode::CONFLICT, d),
+            Self::NotYet(d) => (StatusCode::SERVICE_UNAVAILABLE, d),
+            Self::Internal(cause) => {
+                tracing::error!(%cause, "request failed");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal error; see the node's log".to_owned(),
+                )
+            }
+        };
+        let body = json!({
+            "type": "about:blank",
+            "title": status.canonical_reason().unwrap_or("error"),
+            "status": status.as_u16(),
+            "detail": detail,
+        });
+        let mut response = bytes("application/problem+json", body.to_string().into_bytes());
+        *response.status_mut() = status;
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+fn bytes(content_type: &'static str, body: Vec<u8>) -> Response {
+    let mut response = Response::new(Body::from(body));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+fn json_response(value: &serde_json::Value) -> Response {
+    bytes("application/json", value.to_string().into_bytes())
+}
+
+/// Lowercase hex of `bytes`.
+#[must_use]
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    out
+}
+
+fn hexes(hashes: &[Hash]) -> Vec<String> {
+    hashes.iter().map(Hash::to_hex).collect()
+}
+
+async fn healthz(State(state): State<AppState>) -> Response {
+    match state.sequencer.health() {
+        Health::Healthy => bytes("text/plain; charset=utf-8", b"ok\n".to_vec()),
+        Health::Failed(reason) => {
+            let mut response = bytes(
+                "text/plain; charset=utf-8",
+                format!("sequencer failed: {reason}\n").into_bytes(),
+            );
+            *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+            response
+        }
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let sizes = LogSizes {
+        durable: state.sequencer.durable_state().size,
+        checkpointed: state.sequencer.checkpoint().map_or(0, |c| c.size.0),
+        now_ms: state.clock.now_ms(),
+    };
+    let text = render(&state.ingest.metrics(), &state.sequencer.stats(), sizes);
+    bytes(
+        "text/plain; version=0.0.4; charset=utf-8",
+        text.into_bytes(),
+    )
+}
+
+async fn log_key(State(state): State<AppState>) -> Response {
+    bytes(
+        "text/plain; charset=utf-8",
+        format!("{}\n", state.verifier_key).into_bytes(),
+    )
+}
+
+/// The JSON report of a manifest import (also printed by `agritrace device import`).
+#[must_use]
+pub fn import_report(outcomes: &[(DeviceId, RegisterOutcome)]) -> serde_json::Value {
+    let devices: Vec<serde_json::Value> = outcomes
+        .iter()
+        .map(|(device, outcome)| match outcome {
+            RegisterOutcome::Registered { index, .. } => json!({
+                "device_id": device.to_string(),
+                "outcome": "registered",
+                "leaf_index": index.map(|i| i.0),
+            }),
+            RegisterOutcome::AlreadyRegistered(_) => json!({
+                "device_id": device.to_string(),
+                "outcome": "already-registered",
+            }),
+        })
+        .collect();
+    let registered = outcomes
+        .iter()
+        .filter(|(_, o)| matches!(o, RegisterOutcome::Registered { .. }))
+        .count();
+    json!({
+        "registered": registered,
+        "already_registered": outcomes.len() - registered,
+        "devices": devices,
+    })
+}
+
+async fn import(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    body: String,
+) -> Result<Response, ApiError> {
+    // Registering keys is an operator action; until the API has accounts it is local only.
+    if !peer.ip().is_loopback() {
+        return Err(ApiError::Forbidden(
+            "device import is allowed from the node's own host only",
+        ));
+    }
+    let registry = state.ingest.registry();
+    match registry.import_manifest(&body, state.clock.now_ms()).await {
+        Ok(outcomes) => Ok(json_response(&import_report(&outcomes))),
+        Err(error @ (RegistryError::Manifest(_) | RegistryError::BadKey { .. })) => {
+            Err(ApiError::BadRequest(error.to_string()))
+        }
+        Err(error @ RegistryError::AlreadyRegistered { .. }) => {
+            Err(ApiError::Conflict(error.to_string()))
+        }
+        Err(error) => Err(ApiError::Internal(format!("{error:#?}"))),
+    }
+}
+
+/// A committed reading's anchor, from the path parameters.
+async fn find_anchor(
+    state: &AppState,
+    device: &str,
+    sequence: &str,
+) -> Result<ReadingAnchor, ApiError> {
+    let device: DeviceId = device
+        .parse()
+        .map_err(|e| ApiError::BadRequest(format!("device id: {e}")))?;
+    let sequence: u64 = sequence
+        .parse()
+        .map_err(|_| ApiError::BadRequest("the sequence number is not a u64".to_owned()))?;
+    state
+        .ingest
+        .reading_anchor(device, SequenceNumber(sequence))
+        .await
+        .map_err(|e| ApiError::Internal(format!("{e:#?}")))?
+        .ok_or(ApiError::NotFound("no committed reading with that number"))
+}
+
+/// The log inclusion proof of the anchor's entry against the latest published checkpoint
+/// (a few blocking tile reads, off the async threads).
+async fn proof_of(
+    state: &AppState,
+    anchor: &ReadingAnchor,
+) -> Result<(InclusionProof, Arc<PublishedCheckpoint>), ApiError> {
+    let sequencer = state.sequencer.clone();
+    let index = anchor.leaf_index;
+    tokio::task::spawn_blocking(move || sequencer.inclusion_proof(index))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(|e| match e {
+            ServeProofError::NoCheckpoint | ServeProofError::NotYetPublished { .. } => {
+                ApiError::NotYet(format!("{e}; retry shortly"))
+            }
+            other => ApiError::Internal(format!("{other:#?}")),
+        })
+}
+
+fn tlog_proof_text(proof: &InclusionProof, checkpoint: &PublishedCheckpoint) -> String {
+    TlogProof {
+        extra: None,
+        index: proof.leaf_index,
+        path: proof.path.clone(),
+        checkpoint: checkpoint.note.clone(),
+    }
+    .to_text()
+}
+
+async fn anchor(
+    State(state): State<AppState>,
+    Path((device, sequence)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let anchor = find_anchor(&state, &device, &sequence).await?;
+    let (proof, checkpoint) = proof_of(&state, &anchor).await?;
+    let reading = &anchor.reading;
+    let body = json!({
+        "device_id": reading.device.to_string(),
+        "sequence": reading.sequence.0,
+        "reading": hex(&reading.signed),
+        "reading_leaf_hash": leaf_hash(&reading.signed).to_hex(),
+        "ingest_time_ms": reading.ingest_time_ms,
+        "clock_skewed": reading.clock_skewed,
+        "batch": {
+            "root": anchor.batch.root.to_hex(),
+            "size": anchor.batch.reading_leaves.len(),
+            "position": reading.position,
+            "path": hexes(&anchor.batch_path),
+        },
+        "entry": hex(&anchor.entry),
+        "entry_leaf_hash": leaf_hash(&anchor.entry).to_hex(),
+        "leaf_index": anchor.leaf_index.0,
+        "inclusion_proof": {
+            "tree_size": proof.tree_size.0,
+            "path": hexes(&proof.path),
+        },
+        "checkpoint": checkpoint.note,
+        "tlog_proof": tlog_proof_text(&proof, &checkpoint),
+    });
+    Ok(json_response(&body))
+}
+
+async fn entry(
+    State(state): State<AppState>,
+    Path((device, sequence)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let anchor = find_anchor(&state, &device, &sequence).await?;
+    Ok(bytes("application/octet-stream", anchor.entry))
+}
+
+async fn tlog_proof(
+    State(state): State<AppState>,
+    Path((device, sequence)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let anchor = find_anchor(&state, &device, &sequence).await?;
+    let (proof, checkpoint) = proof_of(&state, &anchor).await?;
+    Ok(bytes(
+        "text/plain; charset=utf-8",
+        tlog_proof_text(&proof, &checkpoint).into_bytes(),
+    ))
+}

@@ -1,0 +1,19 @@
+//! The agritrace node (DESIGN.md, "Components"): one process that runs the MQTT broker
+//! (in-process by default), ingest, the sequencer of the log and the HTTP API over one embedded
+//! store in a data directory. The `agritrace` binary (`src/bin/agritrace.rs`) is its command
+//! line: `serve`, `device import`, `keygen`.
+//!
+//! - [`config`]: `NodeConfig`, one TOML file with `AGRITRACE_*` environment overrides.
+//! - [`node`]: start and stop order, the log key, offline device import.
+//! - [`broker`]: the in-process rumqttd broker.
+//! - [`http`]: the routes (log tiles, `/healthz`, `/metrics`, reading anchors, device import).
+//! - [`metrics`]: Prometheus text rendering.
+
+pub mod broker;
+pub mod config;
+pub mod http;
+pub mod metrics;
+pub mod node;
+
+pub use config::{BrokerConfig, ConfigError, NodeConfig, WitnessConfig};
+pub use node::{Node, NodeError, import_offline, load_or_create_log_key, open_log};
