@@ -176,38 +176,33 @@ impl RedbStorage {
         &self,
         checkpoint: &StoredCheckpoint,
     ) -> Result<(), CheckpointError> {
-        let mut txn = self
-            .db
-            .begin_write()
-            .map_err(|e| CheckpointError::Backend(backend(e)))?;
-        txn.set_quick_repair(true);
-        {
-            let mut meta = txn
-                .open_table(META)
-                .map_err(|e| CheckpointError::Backend(backend(e)))?;
-            let durable = self
-                .read_state(&meta)
-                .map_err(|e| CheckpointError::Backend(e.into()))?;
-            let stored = match meta
-                .get(CHECKPOINT_KEY)
-                .map_err(|e| CheckpointError::Backend(backend(e)))?
-            {
-                Some(value) => Some(
-                    decode_checkpoint(value.value())
-                        .map_err(|e| CheckpointError::Backend(e.into()))?,
-                ),
-                None => None,
-            };
+        self.guarded_meta_write(CHECKPOINT_KEY, decode_checkpoint, |durable, stored| {
             check_checkpoint(durable, stored.as_ref(), checkpoint)?;
-            meta.insert(CHECKPOINT_KEY, encode_checkpoint(checkpoint).as_slice())
-                .map_err(|e| CheckpointError::Backend(backend(e)))?;
-        }
-        txn.commit()
-            .map_err(|e| CheckpointError::Backend(backend(e)))?;
-        Ok(())
+            Ok(Some(encode_checkpoint(checkpoint)))
+        })
     }
 
     fn put_signed_blocking(&self, state: LogState) -> Result<(), CheckpointError> {
+        self.guarded_meta_write(SIGNED_KEY, LogState::from_bytes, |durable, stored| {
+            if stored == Some(state) {
+                return Ok(None);
+            }
+            check_signed(durable, stored, state)?;
+            Ok(Some(state.to_bytes().to_vec()))
+        })
+    }
+
+    /// One write transaction on the meta table: reads the durable log state and the record
+    /// under `key`, lets `decide` refuse (an error), skip (`None`) or give the bytes to store,
+    /// and commits. Checking and writing in one transaction is what keeps a concurrent writer
+    /// from slipping a stale record past the check.
+    fn guarded_meta_write<T>(
+        &self,
+        key: &'static str,
+        decode: impl Fn(&[u8]) -> Result<T, ReadError>,
+        decide: impl FnOnce(LogState, Option<T>) -> Result<Option<Vec<u8>>, CheckpointError>,
+    ) -> Result<(), CheckpointError> {
+        let backend_error = |e: ReadError| CheckpointError::Backend(e.into());
         let mut txn = self
             .db
             .begin_write()
@@ -217,24 +212,19 @@ impl RedbStorage {
             let mut meta = txn
                 .open_table(META)
                 .map_err(|e| CheckpointError::Backend(backend(e)))?;
-            let durable = self
-                .read_state(&meta)
-                .map_err(|e| CheckpointError::Backend(e.into()))?;
+            let durable = self.read_state(&meta).map_err(backend_error)?;
             let stored = match meta
-                .get(SIGNED_KEY)
+                .get(key)
                 .map_err(|e| CheckpointError::Backend(backend(e)))?
             {
-                Some(value) => Some(
-                    LogState::from_bytes(value.value())
-                        .map_err(|e| CheckpointError::Backend(e.into()))?,
-                ),
+                Some(value) => Some(decode(value.value()).map_err(backend_error)?),
                 None => None,
             };
-            if stored == Some(state) {
+            let Some(bytes) = decide(durable, stored)? else {
+                // Nothing to write: dropping the transaction aborts it.
                 return Ok(());
-            }
-            check_signed(durable, stored, state)?;
-            meta.insert(SIGNED_KEY, state.to_bytes().as_slice())
+            };
+            meta.insert(key, bytes.as_slice())
                 .map_err(|e| CheckpointError::Backend(backend(e)))?;
         }
         txn.commit()
