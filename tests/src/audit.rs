@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
-use ingest::query;
+use ingest::{QuarantinePage, QuarantineRecord, query};
 use ledger::checkpoint::open_checkpoint;
 use ledger::entry::Entry;
 use ledger::merkle::{Hash, TreeSize, empty_root, leaf_hash, root_from_leaf_hashes};
@@ -120,6 +120,37 @@ impl LogAudit {
             Entry::Unknown { .. } => "unknown",
         };
         *self.kinds.entry(kind).or_default() += 1;
+    }
+
+    /// The signed bytes stored for `device`'s reading `sequence`.
+    #[must_use]
+    pub fn stored(&self, device: DeviceId, sequence: u64) -> Option<Vec<u8>> {
+        query::reading(&self.storage, device, SequenceNumber(sequence))
+            .expect("read a reading")
+            .map(|r| r.signed)
+    }
+
+    /// Every quarantine record of `device`, oldest first.
+    #[must_use]
+    pub fn quarantine(&self, device: DeviceId) -> Vec<QuarantineRecord> {
+        let mut records = Vec::new();
+        let mut after_id = None;
+        loop {
+            let page = query::quarantine(
+                &self.storage,
+                Some(device),
+                QuarantinePage {
+                    after_id,
+                    limit: query::QUARANTINE_PAGE_MAX,
+                },
+            )
+            .expect("read the quarantine");
+            records.extend(page.records);
+            match page.next_after {
+                Some(next) => after_id = Some(next),
+                None => return records,
+            }
+        }
     }
 
     /// Checks that every reading in `expected` is stored, is in the log exactly once, and that

@@ -35,6 +35,8 @@ pub struct DeviceSummary {
     pub dropped: u64,
     /// Readings not yet acknowledged at exit.
     pub pending: u64,
+    /// Connections to the broker (1 + reconnections).
+    pub connects: u64,
 }
 
 impl Fleet {
@@ -137,7 +139,7 @@ pub fn summary(stdout: &str) -> Vec<DeviceSummary> {
         .filter_map(|line| {
             let words: Vec<&str> = line.split_whitespace().collect();
             let device: DeviceId = words.first()?.parse().ok()?;
-            if words.len() < 8 {
+            if words.len() < 9 {
                 return None;
             }
             let sequences = (words[1] != "-").then(|| (number(words[1]), number(words[2])));
@@ -149,6 +151,7 @@ pub fn summary(stdout: &str) -> Vec<DeviceSummary> {
                 acked: number(words[5]),
                 dropped: number(words[6]),
                 pending: number(words[7]),
+                connects: number(words[8]),
             })
         })
         .collect()

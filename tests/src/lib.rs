@@ -14,6 +14,7 @@ pub mod fleet;
 pub mod mosquitto;
 pub mod node;
 pub mod process;
+pub mod publisher;
 
 use std::net::TcpListener;
 use std::time::{Duration, Instant};

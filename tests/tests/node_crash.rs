@@ -17,7 +17,7 @@ use system_tests::mosquitto::Mosquitto;
 use system_tests::node::{NodeProcess, NodeSettings};
 
 const DEVICES: u32 = 12;
-const READINGS: u64 = 400;
+const READINGS: u64 = 600;
 const KILLS: u32 = 3;
 /// Readings the node must accept after each start before it is killed.
 const ACCEPTED_BEFORE_KILL: f64 = 400.0;
@@ -39,7 +39,7 @@ async fn node_killed_under_load_loses_nothing_acknowledged() {
     node.import(&fleet.manifest()).await;
     let log_key = node.log_key().await;
 
-    // 12 devices × 25 readings/s for 16 s; a reading unacknowledged for 1 s is sent again.
+    // 12 devices × 40 readings/s for 15 s; a reading unacknowledged for 1 s is sent again.
     let mut devices = fleet.spawn(
         dir,
         "devices",
@@ -50,7 +50,7 @@ async fn node_killed_under_load_loses_nothing_acknowledged() {
             "--sample-period",
             "1s",
             "--time-scale",
-            "25",
+            "40",
             "--resend-after",
             "1s",
             "--exit-timeout",

@@ -122,6 +122,12 @@ fn test() -> Result<()> {
             "warnings",
         ]),
     )?;
+    // The system tests (tests/) run the node and the devices as processes: the binaries must
+    // be current before any test starts.
+    run(
+        "the binaries the system tests run",
+        cargo().args(["build", "--workspace", "--bins"]),
+    )?;
     run(
         "tests of the whole workspace",
         cargo().args(["test", "--workspace"]),
