@@ -142,10 +142,10 @@ impl Publisher {
                     }
                     Ok(Event::Incoming(Packet::SubAck(_))) => {
                         pending = pending.saturating_sub(1);
-                        if pending == 0 {
-                            if let Some(tx) = subscribed.take() {
-                                let _ = tx.send(());
-                            }
+                        if pending == 0
+                            && let Some(tx) = subscribed.take()
+                        {
+                            let _ = tx.send(());
                         }
                     }
                     Ok(Event::Incoming(Packet::Publish(publish))) => {
