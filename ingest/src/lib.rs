@@ -50,10 +50,12 @@
 //!   the index. This needs no second write and no change to the sequencer, and a crash between
 //!   commit and answer loses nothing.
 //! - **Submission failures.** Retryable refusals (full pool, round not committed) are
-//!   resubmitted after `retry_backoff_ms`. After `OutcomeUnknown` the batch record tells whether
-//!   the round landed; if it is absent the batch is resubmitted. (Should the unknown round land
-//!   after that check, the sequencer's contract lets the batch entry appear twice; the readings
-//!   table, and so every reading's anchor, stays single.)
+//!   resubmitted after `retry_backoff_ms`. A round whose commit outcome is unknown is settled
+//!   by the sequencer (it asks storage until storage answers) before its submitters hear
+//!   anything, so they hear their index or `NotCommitted`, and a resubmission never puts a
+//!   batch in the log twice. `OutcomeUnknown` comes only from a sequencer that stopped before
+//!   settling; the batch record then tells whether the round landed, and a batch is resubmitted
+//!   only if it is absent.
 //! - **Scale-out.** One batcher per sequencer. Several ingest processes on one sequencer would
 //!   need the deduplication check inside the sequencer's round; today run one ingest per log,
 //!   with as many workers as needed.

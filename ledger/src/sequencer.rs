@@ -189,8 +189,11 @@ pub enum SubmitError {
     /// The round failed and the entry was not committed. Retry.
     #[error("the entry was not committed (storage failure); retry")]
     NotCommitted,
-    /// Storage failed and the sequencer could not tell whether the entry was committed.
-    /// Retrying may duplicate it; callers deduplicate on their own keys.
+    /// Storage failed and the sequencer stopped (shutdown, or a failure) before it could tell
+    /// whether the entry was committed. While it runs, the sequencer settles an unknown round
+    /// by asking storage until it answers, and only then answers the round's submitters (with
+    /// their indexes, or `NotCommitted`), so a resubmission never duplicates an entry. After
+    /// this answer, retrying may duplicate it; callers deduplicate on their own keys.
     #[error("storage failed; the entry may or may not be committed")]
     OutcomeUnknown,
     /// The bytes are not a log entry (`Entry::decode` refuses them): the log holds only
@@ -1006,6 +1009,16 @@ enum RoundResult {
     Stop,
 }
 
+/// What storage showed after a round whose commit outcome was unknown.
+enum Settled {
+    /// The round is durable (the right edge was rebuilt from storage).
+    Landed,
+    /// Storage holds the state before the round.
+    NotLanded,
+    /// Shutdown was asked for, or the sequencer failed (health says), before storage told.
+    Stop,
+}
+
 /// What one round needs besides the right edge and the batch.
 struct Round<'a, S> {
     storage: &'a S,
@@ -1069,10 +1082,29 @@ impl<S: LogStorage> Round<'_, S> {
                 RoundResult::Stop
             }
             RoundOutcome::Unknown => {
-                for submission in batch.drain(..) {
-                    let _ = submission.reply.send(Err(SubmitError::OutcomeUnknown));
+                // The submitters wait for the settled outcome: told "unknown", they would
+                // resubmit entries that may already be in the log, and the log would hold
+                // them twice.
+                match self.settle_unknown(&commit, edge, stop).await {
+                    Settled::Landed => {
+                        for (offset, submission) in (0u64..).zip(batch.drain(..)) {
+                            let _ = submission.reply.send(Ok(LeafIndex(start + offset)));
+                        }
+                        RoundResult::Committed
+                    }
+                    Settled::NotLanded => {
+                        for submission in batch.drain(..) {
+                            let _ = submission.reply.send(Err(SubmitError::NotCommitted));
+                        }
+                        RoundResult::NotCommitted
+                    }
+                    Settled::Stop => {
+                        for submission in batch.drain(..) {
+                            let _ = submission.reply.send(Err(SubmitError::OutcomeUnknown));
+                        }
+                        RoundResult::Stop
+                    }
                 }
-                self.settle_unknown(&commit, edge, stop).await
             }
         }
     }
@@ -1086,7 +1118,7 @@ impl<S: LogStorage> Round<'_, S> {
         commit: &RoundCommit,
         edge: &mut RightEdge,
         stop: &mut watch::Receiver<bool>,
-    ) -> RoundResult {
+    ) -> Settled {
         let mut attempt = 0u64;
         loop {
             if *stop.borrow() {
@@ -1094,7 +1126,7 @@ impl<S: LogStorage> Round<'_, S> {
                     size = commit.next.size,
                     "stopping while the last round's outcome is unknown"
                 );
-                return RoundResult::Stop;
+                return Settled::Stop;
             }
             tokio::select! {
                 () = tokio::time::sleep(Duration::from_millis(self.config.round_period_ms)) => {}
@@ -1108,7 +1140,7 @@ impl<S: LogStorage> Round<'_, S> {
                             *edge = restored_edge;
                             let _ = self.durable.send(commit.next);
                             tracing::info!(size = commit.next.size, "the unknown round had landed");
-                            return RoundResult::NotCommitted;
+                            return Settled::Landed;
                         }
                         Err(StartError::Storage(e)) => {
                             tracing::warn!(error = %e, attempt, "reading the right edge failed; retrying");
@@ -1117,7 +1149,7 @@ impl<S: LogStorage> Round<'_, S> {
                             self.health.fail(format!(
                                 "the right edge of the durable log cannot be rebuilt: {e}"
                             ));
-                            return RoundResult::Stop;
+                            return Settled::Stop;
                         }
                     }
                 }
@@ -1126,7 +1158,7 @@ impl<S: LogStorage> Round<'_, S> {
                         size = commit.previous.size,
                         "the unknown round had not landed"
                     );
-                    return RoundResult::NotCommitted;
+                    return Settled::NotLanded;
                 }
                 Ok(restored) => {
                     self.health.fail(format!(
@@ -1134,7 +1166,7 @@ impl<S: LogStorage> Round<'_, S> {
                          sequencer wrote size {} or {}): another writer is active",
                         restored.state.size, commit.previous.size, commit.next.size
                     ));
-                    return RoundResult::Stop;
+                    return Settled::Stop;
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, attempt, "storage still unavailable; the last round's outcome is unknown");

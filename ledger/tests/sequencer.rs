@@ -224,6 +224,50 @@ async fn a_commit_that_lands_but_reports_failure_still_answers_the_index() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_outcome_is_settled_before_submitters_hear_it_so_nothing_is_appended_twice() {
+    for fault in [Fault::AfterWrite, Fault::BeforeWrite] {
+        let storage = FaultyStorage::new(MemoryStorage::new(empty_root().0));
+        let mut cfg = config(10);
+        cfg.commit_attempts = 1;
+        let (handle, tasks) = sequencer::start(storage.clone(), log_key(), cfg, no_witness())
+            .await
+            .expect("start");
+        // The commit fails, and storage cannot say at once whether it landed.
+        storage.fail_next_commit(fault);
+        storage.fail_next_loads(3);
+        let answer = handle.submit(entry(3, 0), Vec::new()).await;
+        // A careful submitter resubmits on every retryable answer; with the outcome settled
+        // first, that never puts the entry in the log twice.
+        match (fault, answer) {
+            (Fault::AfterWrite, Ok(index)) => assert_eq!(index, LeafIndex(0)),
+            (Fault::BeforeWrite, Err(SubmitError::NotCommitted)) => {
+                let index = handle
+                    .submit(entry(3, 0), Vec::new())
+                    .await
+                    .expect("resubmitted");
+                assert_eq!(index, LeafIndex(0));
+            }
+            (fault, answer) => panic!("{fault:?}: unexpected answer {answer:?}"),
+        }
+        assert_eq!(
+            handle.submit(entry(3, 1), Vec::new()).await,
+            Ok(LeafIndex(1))
+        );
+        assert_eq!(
+            handle.durable_state().size,
+            2,
+            "{fault:?}: one copy of each"
+        );
+        assert_eq!(
+            handle.entry(LeafIndex(0)).await.expect("read"),
+            Some(entry(3, 0))
+        );
+        tasks.shutdown().await;
+        assert_eq!(storage.violations(), Vec::<String>::new());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn checkpoint_store_failures_are_retried_and_never_sign_ahead() {
     let storage = FaultyStorage::new(MemoryStorage::new(empty_root().0));
     storage.fail_next_checkpoint(Fault::BeforeWrite);

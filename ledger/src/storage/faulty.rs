@@ -35,6 +35,7 @@ struct Plan {
     violations: Vec<String>,
     commits_ok: u64,
     commits_failed: u64,
+    loads_to_fail: u64,
 }
 
 /// The injected failure reported to the caller.
@@ -67,6 +68,12 @@ impl<S: LogStorage> FaultyStorage<S> {
     /// Makes the next commit (after those already planned) fail as `fault` says.
     pub fn fail_next_commit(&self, fault: Fault) {
         self.plan().commits.push_back(fault);
+    }
+
+    /// Makes the next `count` loads fail with a backend error (storage unreachable), so that a
+    /// caller cannot tell at once whether a failed commit landed.
+    pub fn fail_next_loads(&self, count: u64) {
+        self.plan().loads_to_fail = count;
     }
 
     /// Records a violation if `size` was never acknowledged durable, and takes the next planned
@@ -140,6 +147,15 @@ impl<S: LogStorage> LogStorage for FaultyStorage<S> {
     }
 
     async fn load(&self) -> Result<Restored, ReadError> {
+        {
+            let mut plan = self.plan();
+            if plan.loads_to_fail > 0 {
+                plan.loads_to_fail -= 1;
+                return Err(ReadError::Backend(Box::new(InjectedFault(
+                    Fault::BeforeWrite,
+                ))));
+            }
+        }
         let restored = self.inner.load().await?;
         let mut plan = self.plan();
         plan.acknowledged_size = plan.acknowledged_size.max(restored.state.size);
