@@ -9,6 +9,7 @@
 //! - [`http`]: the routes (log tiles, `/healthz`, `/metrics`, reading anchors, device import).
 //! - [`metrics`]: Prometheus text rendering.
 
+pub mod auth;
 pub mod broker;
 pub mod config;
 pub mod http;
