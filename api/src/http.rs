@@ -1,7 +1,8 @@
 //! The node's HTTP API: the log's C2SP tlog-tiles read side (mounted from `ledger::http`),
 //! `/healthz`, Prometheus `/metrics`, and the first `/v1` routes: where a reading is anchored
-//! (with every proof from the reading up to a signed checkpoint), the log's verifier key, and
-//! device import for the local operator.
+//! (with every proof from the reading up to a signed checkpoint, as JSON or as the reading
+//! proof file `agritrace-verify` checks offline), the log's verifier key, and device import
+//! for the local operator.
 //!
 //! | route | answers |
 //! |---|---|
@@ -12,13 +13,17 @@
 //! | `GET /v1/devices/{id}/readings/{seq}/anchor` | JSON: reading, batch path, entry, leaf index, inclusion proof, checkpoint |
 //! | `GET /v1/devices/{id}/readings/{seq}/entry` | the `ReadingBatch` entry's exact bytes |
 //! | `GET /v1/devices/{id}/readings/{seq}/tlog-proof` | C2SP tlog-proof file of that entry (for `agritrace-verify`) |
+//! | `GET /v1/devices/{id}/readings/{seq}/proof` | `agritrace/reading-proof/v1` file: reading → batch → entry → cosigned checkpoint (for `agritrace-verify --reading-proof`) |
 //! | `POST /v1/devices/import` | registers an `agritrace-device` manifest; loopback clients only |
 //!
-//! Errors are RFC 9457 problem documents; causes are logged, never sent.
+//! The reading routes answer 404 for a reading that is not committed and 503 with
+//! `Retry-After` while its entry is not yet in a published checkpoint. Errors are RFC 9457
+//! problem documents; causes are logged, never sent.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use agritrace_verify::ReadingProof;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, State};
@@ -26,7 +31,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use ingest::{Clock, IngestHandle, ReadingAnchor, RegisterOutcome, RegistryError};
-use ledger::merkle::{Hash, leaf_hash};
+use ledger::merkle::{Hash, LeafIndex, TreeSize, leaf_hash};
 use ledger::proof::InclusionProof;
 use ledger::sequencer::{Health, PublishedCheckpoint, SequencerHandle, ServeProofError};
 use ledger::tlog_proof::TlogProof;
@@ -66,6 +71,10 @@ pub fn router(state: AppState, body_bytes_max: usize) -> Router {
         .route(
             "/v1/devices/{device}/readings/{sequence}/tlog-proof",
             get(tlog_proof),
+        )
+        .route(
+            "/v1/devices/{device}/readings/{sequence}/proof",
+            get(reading_proof),
         )
         .layer(DefaultBodyLimit::max(body_bytes_max))
         .with_state(state)
@@ -335,5 +344,36 @@ async fn tlog_proof(
     Ok(bytes(
         "text/plain; charset=utf-8",
         tlog_proof_text(&proof, &checkpoint).into_bytes(),
+    ))
+}
+
+/// The reading proof file of a committed reading: everything from the signed reading to the
+/// cosigned checkpoint, in the format `agritrace-verify --reading-proof` reads.
+async fn reading_proof(
+    State(state): State<AppState>,
+    Path((device, sequence)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let anchor = find_anchor(&state, &device, &sequence).await?;
+    let (proof, checkpoint) = proof_of(&state, &anchor).await?;
+    let batch_size = u64::try_from(anchor.batch.reading_leaves.len())
+        .map_err(|_| ApiError::Internal("a batch larger than 2^64 readings".to_owned()))?;
+    let file = ReadingProof {
+        device: anchor.reading.device,
+        sequence: anchor.reading.sequence,
+        signed_reading: anchor.reading.signed,
+        batch_position: LeafIndex(u64::from(anchor.reading.position)),
+        batch_size: TreeSize(batch_size),
+        batch_path: anchor.batch_path,
+        entry: anchor.entry,
+        log_proof: TlogProof {
+            extra: None,
+            index: proof.leaf_index,
+            path: proof.path,
+            checkpoint: checkpoint.note.clone(),
+        },
+    };
+    Ok(bytes(
+        "text/plain; charset=utf-8",
+        file.to_text().into_bytes(),
     ))
 }

@@ -1,17 +1,22 @@
 //! The whole node in one process: in-process broker, ingest, sequencer and HTTP API on a
 //! temporary data directory and free ports. A device is registered through
 //! `POST /v1/devices/import`, publishes signed readings with rumqttc, and the test checks what
-//! a person would: the counters in `/metrics`, the signed `/log/checkpoint`, and that the
-//! anchor of every reading proves it (batch path → `ReadingBatch` entry → log inclusion proof
-//! → signed checkpoint) with the ledger's own verification functions.
+//! a person would: the counters in `/metrics`, the signed `/log/checkpoint`, that the anchor
+//! of every reading proves it (batch path → `ReadingBatch` entry → log inclusion proof →
+//! signed checkpoint) with the ledger's own verification functions, and that every reading's
+//! proof file, saved to disk, passes the offline verifier's steps (the library functions the
+//! `agritrace-verify` binary runs; that binary's own tests run it on such files).
 
 use std::time::Duration;
 
+use agritrace_verify::steps::name;
+use agritrace_verify::{Outcome, Steps, check_reading_proof, parse_reading_proof};
 use api::{Node, NodeConfig};
 use ledger::checkpoint::open_checkpoint;
 use ledger::entry::Entry;
 use ledger::merkle::{Hash, LeafIndex, TreeSize, leaf_hash};
 use ledger::note::NoteVerifier;
+use ledger::policy::Policy;
 use ledger::proof::{InclusionProof, root_from_inclusion_path};
 use ledger::tlog_proof::TlogProof;
 use protocol::limits::{SIGNED_READING_BYTES_MAX, UPLINK_BYTES_MAX};
@@ -272,6 +277,61 @@ async fn readings_published_over_mqtt_are_anchored_and_proven_over_http() {
         assert_eq!(file.index, proof.leaf_index);
         assert_eq!(file.path, proof.path);
     }
+
+    // The reading proof file of every reading, saved and checked as `agritrace-verify
+    // --reading-proof FILE --log-key VKEY --device-key HEX` checks it.
+    let policy = Policy::from_keys(log_key.clone(), Vec::new(), None).expect("policy");
+    let proof_url = |sequence: u64| format!("{base}/v1/devices/{device}/readings/{sequence}/proof");
+    for (sequence, anchor) in (0..READINGS).zip(&anchors) {
+        let response = http.get(proof_url(sequence)).send().await.expect("get");
+        assert_eq!(response.status(), 200, "{response:?}");
+        assert_eq!(
+            response.headers()[reqwest::header::CONTENT_TYPE],
+            "text/plain; charset=utf-8"
+        );
+        let file = dir.path().join(format!("reading-{sequence}.proof"));
+        std::fs::write(&file, response.bytes().await.expect("body")).expect("save the proof");
+        let saved = std::fs::read(&file).expect("read the proof back");
+        let mut steps = Steps::new();
+        let proof = parse_reading_proof(&saved, &mut steps).expect("a reading proof file");
+        let proven = check_reading_proof(&proof, &policy, Some(&key.verifying_key()), &mut steps)
+            .unwrap_or_else(|failure| panic!("{failure}\nafter {steps:#?}"));
+        assert_eq!(
+            proven.reading,
+            reading(device, sequence, start_ms + sequence)
+        );
+        assert!(proven.signature_checked);
+        assert!(
+            steps
+                .as_slice()
+                .iter()
+                .any(|s| s.name == name::DEVICE_SIGNATURE && s.outcome == Outcome::Passed),
+            "{steps:#?}"
+        );
+        assert_eq!(
+            proof.entry,
+            unhex(anchor["entry"].as_str().expect("entry")),
+            "the proof and the anchor name the same entry"
+        );
+        assert_eq!(
+            Some(proven.log.index.0),
+            anchor["leaf_index"].as_u64(),
+            "the proof and the anchor place the entry at the same index"
+        );
+    }
+    // An unknown reading is 404, a malformed device id 400.
+    let missing = http
+        .get(proof_url(READINGS + 100))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(missing.status(), 404);
+    let malformed = http
+        .get(format!("{base}/v1/devices/A9/readings/0/proof"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(malformed.status(), 400);
 
     // The counters a person on call reads.
     let metrics = http
