@@ -15,6 +15,7 @@
 //! | `GET /v1/devices/{id}/readings/{seq}/tlog-proof` | C2SP tlog-proof file of that entry (for `agritrace-verify`) |
 //! | `GET /v1/devices/{id}/readings/{seq}/proof` | `agritrace/reading-proof/v1` file: reading → batch → entry → cosigned checkpoint (for `agritrace-verify --reading-proof`) |
 //! | `POST /v1/devices/import` | registers an `agritrace-device` manifest; loopback clients only |
+//! | `/v1/whoami`, `/v1/orgs/...`, `/v1/tokens/...`, `/v1/admin/...` | accounts: see [`crate::access`] |
 //!
 //! The reading routes answer 404 for a reading that is not committed and 503 with
 //! `Retry-After` while its entry is not yet in a published checkpoint. Errors are RFC 9457
@@ -38,6 +39,7 @@ use ledger::tlog_proof::TlogProof;
 use protocol::{DeviceId, SequenceNumber};
 use serde_json::json;
 
+use crate::auth::Directory;
 use crate::metrics::{LogSizes, render};
 use crate::node::Storage;
 
@@ -52,6 +54,8 @@ pub struct AppState {
     pub verifier_key: Arc<str>,
     /// The clock (import effective time, metrics ages).
     pub clock: Arc<dyn Clock>,
+    /// Organisations, members and API tokens.
+    pub directory: Directory<Storage>,
 }
 
 /// The router; serve it with `into_make_service_with_connect_info::<SocketAddr>()` (device
@@ -76,6 +80,7 @@ pub fn router(state: AppState, body_bytes_max: usize) -> Router {
             "/v1/devices/{device}/readings/{sequence}/proof",
             get(reading_proof),
         )
+        .merge(crate::access::routes())
         .layer(DefaultBodyLimit::max(body_bytes_max))
         .with_state(state)
         .merge(log)
@@ -86,10 +91,12 @@ pub fn router(state: AppState, body_bytes_max: usize) -> Router {
 pub enum ApiError {
     /// Bad input (400).
     BadRequest(String),
-    /// Not allowed from this client (403).
-    Forbidden(&'static str),
+    /// No valid API token where one is needed (401 with `WWW-Authenticate: Bearer`).
+    Unauthorized(&'static str),
+    /// Not allowed for this caller (403).
+    Forbidden(String),
     /// Nothing there (404).
-    NotFound(&'static str),
+    NotFound(String),
     /// Conflicts with what is stored (409).
     Conflict(String),
     /// Not ready yet; retry shortly (503 with `Retry-After`).
@@ -98,12 +105,29 @@ pub enum ApiError {
     Internal(String),
 }
 
+impl ApiError {
+    /// What the caller is told (for a command line that applies an operation itself).
+    #[must_use]
+    pub fn detail(&self) -> String {
+        match self {
+            Self::BadRequest(d)
+            | Self::Forbidden(d)
+            | Self::NotFound(d)
+            | Self::Conflict(d)
+            | Self::NotYet(d) => d.clone(),
+            Self::Unauthorized(d) => (*d).to_owned(),
+            Self::Internal(cause) => cause.clone(),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, detail) = match self {
             Self::BadRequest(d) => (StatusCode::BAD_REQUEST, d),
-            Self::Forbidden(d) => (StatusCode::FORBIDDEN, d.to_owned()),
-            Self::NotFound(d) => (StatusCode::NOT_FOUND, d.to_owned()),
+            Self::Unauthorized(d) => (StatusCode::UNAUTHORIZED, d.to_owned()),
+            Self::Forbidden(d) => (StatusCode::FORBIDDEN, d),
+            Self::NotFound(d) => (StatusCode::NOT_FOUND, d),
             Self::Conflict(d) => (StatusCode::CONFLICT, d),
             Self::NotYet(d) => (StatusCode::SERVICE_UNAVAILABLE, d),
             Self::Internal(cause) => {
@@ -122,6 +146,12 @@ impl IntoResponse for ApiError {
         });
         let mut response = bytes("application/problem+json", body.to_string().into_bytes());
         *response.status_mut() = status;
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"agritrace\""),
+            );
+        }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response
                 .headers_mut()
@@ -229,7 +259,7 @@ async fn import(
     // Registering keys is an operator action; until the API has accounts it is local only.
     if !peer.ip().is_loopback() {
         return Err(ApiError::Forbidden(
-            "device import is allowed from the node's own host only",
+            "device import is allowed from the node's own host only".to_owned(),
         ));
     }
     let registry = state.ingest.registry();
@@ -262,7 +292,7 @@ async fn find_anchor(
         .reading_anchor(device, SequenceNumber(sequence))
         .await
         .map_err(|e| ApiError::Internal(format!("{e:#?}")))?
-        .ok_or(ApiError::NotFound("no committed reading with that number"))
+        .ok_or_else(|| ApiError::NotFound("no committed reading with that number".to_owned()))
 }
 
 /// The log inclusion proof of the anchor's entry against the latest published checkpoint

@@ -8,7 +8,10 @@
 //! - [`broker`]: the in-process rumqttd broker.
 //! - [`http`]: the routes (log tiles, `/healthz`, `/metrics`, reading anchors, device import).
 //! - [`metrics`]: Prometheus text rendering.
+//! - [`auth`]: organisations, members, roles, API tokens and the one authorisation policy.
+//! - [`access`]: the HTTP side of accounts (the caller extractor, `require`, account routes).
 
+pub mod access;
 pub mod auth;
 pub mod broker;
 pub mod config;

@@ -252,6 +252,7 @@ impl Node {
             ingest: ingest.clone(),
             sequencer: log.sequencer.clone(),
             verifier_key: Arc::from(log.verifier_key.as_str()),
+            directory: crate::auth::Directory::new(log.sequencer.storage().clone(), clock.clone()),
             clock,
         };
         let app = crate::http::router(state, config.http_body_bytes_max);

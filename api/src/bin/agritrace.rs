@@ -1,11 +1,17 @@
-//! `agritrace`: the node's command line — run the node, register devices, show the log key.
+//! `agritrace`: the node's command line — run the node, register devices, bootstrap organisations, members and API tokens, show the log key.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use std::sync::Arc;
+
+use api::access::AdminOp;
+use api::auth::Directory;
 use api::{Node, NodeConfig};
 use clap::{Parser, Subcommand};
+use ingest::SystemClock;
+use ledger::storage::redb::RedbStorage;
 
 const LONG_ABOUT: &str = "\
 The agritrace node: an MQTT broker (in-process by default), ingest, the transparency log's \
@@ -87,8 +93,68 @@ enum Command {
         #[command(subcommand)]
         command: DeviceCommand,
     },
+    /// Bootstrap organisations, members and API tokens. Goes through the running node's HTTP
+    /// API on this host when one answers at http_listen; otherwise opens the data directory
+    /// itself. Prints the result as JSON (an issued token is shown this once).
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
     /// Create the log key in the data directory if missing, and print its verifier key.
     Keygen {
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Create an organisation, e.g. `create-org menghai-coop --name "勐海芒果合作社" --country CN`.
+    CreateOrg {
+        /// Its id: 2 to 63 characters of a-z, 0-9 and inner '-', '.' or '_'.
+        id: String,
+        /// Its name as people write it.
+        #[arg(long)]
+        name: String,
+        /// ISO 3166-1 alpha-2 country code (upper case).
+        #[arg(long)]
+        country: String,
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// Add a member to an organisation, e.g. `add-member menghai-coop li.wei --name "Li Wei"
+    /// --role producer --role admin`.
+    AddMember {
+        /// The organisation.
+        org: String,
+        /// The member's id within it.
+        id: String,
+        /// Its name as people write it.
+        #[arg(long)]
+        name: String,
+        /// A role (admin, producer, exporter, carrier, inspector, customs, auditor); repeat
+        /// for several.
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// Issue an API token for a member and print it (this once: only its hash is stored).
+    IssueToken {
+        /// The organisation.
+        org: String,
+        /// The member.
+        member: String,
+        /// A label to recognise the token by later ("laptop", "packhouse scanner").
+        #[arg(long, default_value = "")]
+        label: String,
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// Revoke an API token by its id (the 16 hex digits after `agt_`).
+    RevokeToken {
+        /// The token id.
+        id: String,
         #[command(flatten)]
         config: ConfigArgs,
     },
@@ -149,6 +215,39 @@ async fn run(command: Command) -> Result<()> {
         Command::Device {
             command: DeviceCommand::Import { manifest, config },
         } => import(&manifest, &config.load()?).await,
+        Command::Admin { command } => {
+            let (op, config) = match command {
+                AdminCommand::CreateOrg {
+                    id,
+                    name,
+                    country,
+                    config,
+                } => (AdminOp::CreateOrg { id, name, country }, config),
+                AdminCommand::AddMember {
+                    org,
+                    id,
+                    name,
+                    roles,
+                    config,
+                } => (
+                    AdminOp::AddMember {
+                        org,
+                        id,
+                        name,
+                        roles,
+                    },
+                    config,
+                ),
+                AdminCommand::IssueToken {
+                    org,
+                    member,
+                    label,
+                    config,
+                } => (AdminOp::IssueToken { org, member, label }, config),
+                AdminCommand::RevokeToken { id, config } => (AdminOp::RevokeToken { id }, config),
+            };
+            admin(&op, &config.load()?).await
+        }
         Command::Keygen { config } => {
             let config = config.load()?;
             std::fs::create_dir_all(&config.data_dir)
@@ -205,14 +304,74 @@ async fn shutdown_signal() {
     }
 }
 
-async fn import(manifest: &Path, config: &NodeConfig) -> Result<()> {
-    let text = std::fs::read_to_string(manifest)
-        .with_context(|| format!("while reading {}", manifest.display()))?;
-    // A node bound to every interface still answers on loopback.
+/// Where this host reaches the node's HTTP API (a node bound to every interface still answers
+/// on loopback).
+fn local_http(config: &NodeConfig) -> SocketAddr {
     let mut target = config.http_listen;
     if target.ip().is_unspecified() {
         target.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
+    target
+}
+
+async fn admin(op: &AdminOp, config: &NodeConfig) -> Result<()> {
+    let target = local_http(config);
+    let (method, path, body) = op.request();
+    let url = format!("http://{target}{path}");
+    let client = reqwest::Client::new();
+    let request = match method {
+        "DELETE" => client.delete(&url),
+        _ => client.post(&url),
+    };
+    match request
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+    {
+        Ok(response) => {
+            let status = response.status();
+            let text = response
+                .text()
+                .await
+                .with_context(|| format!("while reading the answer of {url}"))?;
+            if !status.is_success() {
+                bail!("the node refused ({status}): {text}");
+            }
+            println!("{text}");
+            Ok(())
+        }
+        Err(error) if error.is_connect() => {
+            eprintln!(
+                "agritrace: no node answers at {target}; working directly in {}",
+                config.data_dir.display()
+            );
+            std::fs::create_dir_all(&config.data_dir)
+                .with_context(|| format!("while creating {}", config.data_dir.display()))?;
+            let path = config.store_path();
+            let storage = RedbStorage::open(&path, ledger::empty_root().0).with_context(|| {
+                format!(
+                    "while opening {} (is another agritrace process using it?)",
+                    path.display()
+                )
+            })?;
+            let directory = Directory::new(storage, Arc::new(SystemClock));
+            match op.apply(&directory).await {
+                Ok(value) => {
+                    println!("{value}");
+                    Ok(())
+                }
+                Err(error) => bail!("{}", error.detail()),
+            }
+        }
+        Err(error) => Err(error).with_context(|| format!("while sending to {url}")),
+    }
+}
+
+async fn import(manifest: &Path, config: &NodeConfig) -> Result<()> {
+    let text = std::fs::read_to_string(manifest)
+        .with_context(|| format!("while reading {}", manifest.display()))?;
+    let target = local_http(config);
     let url = format!("http://{target}/v1/devices/import");
     let client = reqwest::Client::new();
     match client.post(&url).body(text.clone()).send().await {
