@@ -9,12 +9,14 @@
 //! - [`http`]: the routes (log tiles, `/healthz`, `/metrics`, reading anchors, device import).
 //! - [`metrics`]: Prometheus text rendering.
 //! - [`auth`]: organisations, members, roles, API tokens and the one authorisation policy.
+//! - [`geo`]: plot geolocation as the EU Deforestation Regulation asks for it.
 //! - [`access`]: the HTTP side of accounts (the caller extractor, `require`, account routes).
 
 pub mod access;
 pub mod auth;
 pub mod broker;
 pub mod config;
+pub mod geo;
 pub mod http;
 pub mod metrics;
 pub mod node;
