@@ -17,9 +17,8 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
-use broker_harness::{
-    AckingSubscriber, DeviceProcess, Mosquitto, free_port, read_manifest, wait_for,
-};
+use broker_harness::{AckingSubscriber, read_manifest, run_device, spawn_device};
+use test_support::{Mosquitto, wait_until};
 
 const SEED: &str = "20240917";
 
@@ -56,8 +55,7 @@ fn args(port: u16, keys_dir: &Path, devices: u32, readings: u64, extra: &[&str])
 /// Creates the keys and the manifest without connecting, as an operator provisions a fleet.
 fn provision(dir: &Path, keys_dir: &Path, devices: u32) -> Vec<broker_harness::ManifestDevice> {
     let provision_args = args(1883, keys_dir, devices, 1, &["--provision-only"]);
-    let (status, _) =
-        DeviceProcess::run(dir, "provision", &provision_args, Duration::from_secs(60));
+    let (status, _) = run_device(dir, "provision", &provision_args, Duration::from_secs(60));
     assert!(status.success(), "provisioning failed: {status}");
     let manifest = read_manifest(keys_dir);
     assert_eq!(
@@ -76,7 +74,7 @@ fn a_broker_killed_mid_run_loses_no_reading_and_every_outbox_drains() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let keys_dir = dir.path().join("keys");
     let runtime = runtime();
-    let mut broker = Mosquitto::start(dir.path(), free_port());
+    let mut broker = Mosquitto::start(dir.path());
     let manifest = provision(dir.path(), &keys_dir, DEVICES);
     let subscriber = AckingSubscriber::start(runtime.handle(), broker.port(), &manifest);
 
@@ -87,18 +85,19 @@ fn a_broker_killed_mid_run_loses_no_reading_and_every_outbox_drains() {
         READINGS,
         &["--sample-period", "100ms", "--resend-after", "2s"],
     );
-    let mut devices = DeviceProcess::spawn(dir.path(), "run", &run_args);
+    let mut devices =
+        spawn_device(dir.path(), "run", &run_args).with_patience(Duration::from_secs(240));
 
     // Kill the broker once about a third of the readings went through.
     let total = usize::try_from(u64::from(DEVICES) * READINGS).expect("small total");
-    wait_for(
+    wait_until(
         "a third of the readings to arrive",
         Duration::from_secs(120),
         || {
             assert!(
                 devices.try_wait().is_none(),
                 "agritrace-device exited early:\n{}",
-                devices.stderr_tail()
+                devices.stderr_tail(60)
             );
             subscriber.unique() >= total / 3
         },
@@ -109,7 +108,7 @@ fn a_broker_killed_mid_run_loses_no_reading_and_every_outbox_drains() {
     // their readings back. Armed before the outage, so that it does not depend on how many
     // messages come after the restart.
     subscriber.ignore_next(IGNORED_MESSAGES);
-    broker.kill();
+    broker.kill9();
     // Counted once the broker is gone: every reading missing now must still arrive (the run
     // exits 0 only then), through the stand-in, whose next messages are ignored: so at
     // least one is.
@@ -122,13 +121,13 @@ fn a_broker_killed_mid_run_loses_no_reading_and_every_outbox_drains() {
     std::thread::sleep(Duration::from_millis(1500));
     broker.restart();
 
-    let status = devices.wait(Duration::from_secs(240));
+    let status = devices.wait_blocking();
     let collected = subscriber.take();
     assert!(
         status.success(),
         "agritrace-device failed ({status}):\n--- stdout\n{}\n--- stderr (tail)\n{}",
         devices.stdout(),
-        devices.stderr_tail()
+        devices.stderr_tail(60)
     );
     assert!(
         collected.rejected.is_empty(),
@@ -204,7 +203,7 @@ fn later_runs_on_the_same_keys_continue_the_sequence_numbers_even_after_a_kill()
     let dir = tempfile::tempdir().expect("temporary directory");
     let keys_dir = dir.path().join("keys");
     let runtime = runtime();
-    let broker = Mosquitto::start(dir.path(), free_port());
+    let broker = Mosquitto::start(dir.path());
     let manifest = provision(dir.path(), &keys_dir, DEVICES);
     let subscriber = AckingSubscriber::start(runtime.handle(), broker.port(), &manifest);
     let period = ["--sample-period", "50ms"];
@@ -225,7 +224,7 @@ fn later_runs_on_the_same_keys_continue_the_sequence_numbers_even_after_a_kill()
 
     // 1. A run that completes.
     let (status, first_summary) =
-        DeviceProcess::run(dir.path(), "first", &complete_run, Duration::from_secs(180));
+        run_device(dir.path(), "first", &complete_run, Duration::from_secs(180));
     assert!(
         status.success(),
         "the first run failed ({status}):\n{first_summary}"
@@ -234,15 +233,15 @@ fn later_runs_on_the_same_keys_continue_the_sequence_numbers_even_after_a_kill()
 
     // 2. A run killed with SIGKILL once every device delivered a few more readings: its
     //    unacknowledged readings die with it, its sequence numbers must never come back.
-    let mut killed = DeviceProcess::spawn(dir.path(), "killed", &killed_run);
-    wait_for(
+    let mut killed = spawn_device(dir.path(), "killed", &killed_run);
+    wait_until(
         "readings of the run to be killed",
         Duration::from_secs(120),
         || {
             assert!(
                 killed.try_wait().is_none(),
                 "the run exited early:\n{}",
-                killed.stderr_tail()
+                killed.stderr_tail(60)
             );
             let delivered =
                 |device: &broker_harness::ManifestDevice| subscriber.sequences(device.device).len();
@@ -252,11 +251,11 @@ fn later_runs_on_the_same_keys_continue_the_sequence_numbers_even_after_a_kill()
                 .all(|device| delivered(device) >= first_run + 3)
         },
     );
-    killed.kill();
+    killed.kill9();
 
     // 3. A run that completes again.
     let (status, third_summary) =
-        DeviceProcess::run(dir.path(), "third", &complete_run, Duration::from_secs(180));
+        run_device(dir.path(), "third", &complete_run, Duration::from_secs(180));
     assert!(
         status.success(),
         "the third run failed ({status}):\n{third_summary}"

@@ -33,11 +33,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
-use broker_harness::{
-    AckingSubscriber, DeviceProcess, ManifestDevice, Mosquitto, free_port, read_manifest, wait_for,
-};
+use broker_harness::{AckingSubscriber, ManifestDevice, read_manifest, run_device, spawn_device};
 use firmware::SEQUENCE_RESERVE;
 use protocol::DeviceId;
+use test_support::{Mosquitto, wait_until};
 
 const SEED: &str = "20250214";
 const DEVICES: u32 = 3;
@@ -142,9 +141,9 @@ fn a_device_killed_mid_run_loses_no_persisted_reading_and_skips_only_abandoned_r
     let dir = tempfile::tempdir().expect("temporary directory");
     let keys_dir = dir.path().join("keys");
     let runtime = runtime();
-    let broker = Mosquitto::start(dir.path(), free_port());
+    let broker = Mosquitto::start(dir.path());
     let port = broker.port();
-    let (status, _) = DeviceProcess::run(
+    let (status, _) = run_device(
         dir.path(),
         "provision",
         &args(port, &keys_dir, 1, &["--provision-only"]),
@@ -164,17 +163,16 @@ fn a_device_killed_mid_run_loses_no_persisted_reading_and_skips_only_abandoned_r
     for run in 0..KILLS {
         starts.push(devices.iter().map(|&d| (d, mark(&keys_dir, d))).collect());
         let name = format!("run-{run}");
-        let mut process =
-            DeviceProcess::spawn(dir.path(), &name, &args(port, &keys_dir, 1_000_000, &[]));
+        let mut process = spawn_device(dir.path(), &name, &args(port, &keys_dir, 1_000_000, &[]));
         // Let every device persist a few readings of this run, then a seeded while more.
-        wait_for(
+        wait_until(
             "every device to persist readings",
             Duration::from_secs(60),
             || {
                 assert!(
                     process.try_wait().is_none(),
                     "agritrace-device exited early:\n{}",
-                    process.stderr_tail()
+                    process.stderr_tail(60)
                 );
                 let printed = parse_lines(&process.stdout());
                 devices
@@ -195,7 +193,7 @@ fn a_device_killed_mid_run_loses_no_persisted_reading_and_skips_only_abandoned_r
                 .iter()
                 .map(|&d| (d, of(&printed.persisted, d).len()))
                 .collect();
-            wait_for(
+            wait_until(
                 "every device to persist readings while unacknowledged",
                 Duration::from_secs(60),
                 || {
@@ -207,7 +205,7 @@ fn a_device_killed_mid_run_loses_no_persisted_reading_and_skips_only_abandoned_r
             );
             std::thread::sleep(Duration::from_millis(timings.next_ms(200, 600)));
         }
-        process.kill();
+        process.kill9();
         // Let the broker hand over what the dead client had already published.
         std::thread::sleep(Duration::from_millis(300));
         arrived_at_kill.push(
@@ -223,13 +221,14 @@ fn a_device_killed_mid_run_loses_no_persisted_reading_and_skips_only_abandoned_r
     // The last run takes a few readings, delivers everything (restored readings included) and
     // exits 0 only when every outbox is empty.
     starts.push(devices.iter().map(|&d| (d, mark(&keys_dir, d))).collect());
-    let mut last = DeviceProcess::spawn(dir.path(), "last", &args(port, &keys_dir, 20, &[]));
-    let status = last.wait(Duration::from_secs(240));
+    let mut last = spawn_device(dir.path(), "last", &args(port, &keys_dir, 20, &[]))
+        .with_patience(Duration::from_secs(240));
+    let status = last.wait_blocking();
     assert!(
         status.success(),
         "the last run failed ({status}):\n--- stdout\n{}\n--- stderr (tail)\n{}",
         last.stdout(),
-        last.stderr_tail()
+        last.stderr_tail(60)
     );
     lines.push(parse_lines(&last.stdout()));
     let collected = subscriber.take();

@@ -26,8 +26,9 @@ use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::time::Duration;
 
-use broker_harness::{DeviceProcess, free_port, read_manifest, wait_for};
+use broker_harness::{read_manifest, spawn_device};
 use protocol::topic;
+use test_support::{free_port, wait_until};
 
 const SEED: &str = "20250301";
 
@@ -55,9 +56,9 @@ fn args(port: u16, keys_dir: &Path, readings: u64, extra: &[&str]) -> Vec<String
 
 /// Runs the binary to completion and returns whether it succeeded and its log.
 fn run(dir: &Path, name: &str, args: &[String]) -> (bool, String) {
-    let mut process = DeviceProcess::spawn(dir, name, args);
-    let status = process.wait(Duration::from_secs(60));
-    (status.success(), process.stderr_tail())
+    let mut process = spawn_device(dir, name, args).with_patience(Duration::from_secs(60));
+    let status = process.wait_blocking();
+    (status.success(), process.stderr_tail(60))
 }
 
 #[test]
@@ -66,17 +67,17 @@ fn a_second_process_on_the_same_keys_directory_is_refused_until_the_first_is_gon
     let keys_dir = dir.path().join("keys");
     // Nothing listens on this port: the first process keeps trying to connect, and runs.
     let port = free_port();
-    let mut first = DeviceProcess::spawn(dir.path(), "first", &args(port, &keys_dir, 1_000, &[]));
-    wait_for(
+    let mut first = spawn_device(dir.path(), "first", &args(port, &keys_dir, 1_000, &[]));
+    wait_until(
         "the first process to start its devices",
         Duration::from_secs(60),
         || {
             assert!(
                 first.try_wait().is_none(),
                 "the first process exited:\n{}",
-                first.stderr_tail()
+                first.stderr_tail(60)
             );
-            first.stderr_tail().contains("device started")
+            first.stderr_tail(60).contains("device started")
         },
     );
 
@@ -88,7 +89,7 @@ fn a_second_process_on_the_same_keys_directory_is_refused_until_the_first_is_gon
         "the refusal does not say why:\n{log}"
     );
 
-    first.kill();
+    first.kill9();
     let (ok, log) = run(dir.path(), "third", &provision);
     assert!(ok, "the lock outlived the killed process:\n{log}");
 }
@@ -174,7 +175,7 @@ fn a_refused_acks_subscription_is_asked_for_again_and_nothing_is_published_befor
     let keys_dir = dir.path().join("keys");
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind the scripted broker");
     let port = listener.local_addr().expect("its address").port();
-    let mut device = DeviceProcess::spawn(
+    let mut device = spawn_device(
         dir.path(),
         "device",
         &[
@@ -197,11 +198,11 @@ fn a_refused_acks_subscription_is_asked_for_again_and_nothing_is_published_befor
         .set_nonblocking(true)
         .expect("a non-blocking listener");
     let mut accepted = None;
-    wait_for("the device to connect", Duration::from_secs(60), || {
+    wait_until("the device to connect", Duration::from_secs(60), || {
         assert!(
             device.try_wait().is_none(),
             "the device exited:\n{}",
-            device.stderr_tail()
+            device.stderr_tail(60)
         );
         accepted = listener.accept().ok();
         accepted.is_some()
@@ -244,10 +245,10 @@ fn a_refused_acks_subscription_is_asked_for_again_and_nothing_is_published_befor
     assert_eq!(header >> 4, 3, "PUBLISH after the subscription was granted");
     assert_eq!(header & 0x06, 0x02, "readings go out with QoS 1");
     assert_eq!(topic_at(&body), readings_topic);
-    let log = device.stderr_tail();
+    let log = device.stderr_tail(60);
     assert!(
         log.contains("refused the acks subscription"),
         "the refusal was not logged:\n{log}"
     );
-    device.kill();
+    device.kill9();
 }

@@ -8,15 +8,16 @@
 //! The image is built with its committed `Cargo.lock` (`--locked`) into
 //! `firmware/lm3s6965evb/target/` (git-ignored).
 
-use std::io::Read;
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use firmware::{DeviceConfig, Logger, MemorySequenceStore, SampleOutcome, Uplink, step};
 use hardware::sim::{SimulatedLogger, VoyageProfile};
 use protocol::limits::{SIGNED_READING_BYTES_MAX, UPLINK_BYTES_MAX};
 use protocol::{AckBuilder, DeviceId, KeyEpoch, SigningKey, VerifyingKey, verify_signed_reading};
+use test_support::Process;
 
 // The image's constants (firmware/lm3s6965evb/src/main.rs); the test checks the public key the
 // image prints against KEY_SEED, so a drift shows up as a clear failure.
@@ -93,40 +94,28 @@ fn build_image() -> PathBuf {
 
 /// Runs the image in QEMU and returns its semihosting output.
 fn run_in_qemu(image: &Path) -> String {
-    let mut child = Command::new(QEMU)
-        .args(["-cpu", "cortex-m3", "-machine", "lm3s6965evb", "-nographic"])
-        .args(["-semihosting-config", "enable=on,target=native", "-kernel"])
-        .arg(image)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("qemu-system-arm starts");
-    let mut stdout = child.stdout.take().expect("stdout is piped");
-    let reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        stdout.read_to_string(&mut text).map(|_| text)
-    });
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("waiting for qemu") {
-            break status;
-        }
-        if started.elapsed() > QEMU_TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the image did not exit within {QEMU_TIMEOUT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let text = reader.join().expect("reader thread").expect("qemu output");
-    let mut stderr = String::new();
-    if let Some(mut pipe) = child.stderr.take() {
-        let _ = pipe.read_to_string(&mut stderr);
-    }
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let mut args = [
+        "-cpu",
+        "cortex-m3",
+        "-machine",
+        "lm3s6965evb",
+        "-nographic",
+        "-semihosting-config",
+        "enable=on,target=native",
+        "-kernel",
+    ]
+    .map(OsStr::new)
+    .to_vec();
+    args.push(image.as_os_str());
+    let mut qemu =
+        Process::spawn(dir.path(), "qemu", Path::new(QEMU), &args, &[]).with_patience(QEMU_TIMEOUT);
+    let status = qemu.wait_blocking();
+    let text = qemu.stdout();
     assert!(
         status.success(),
-        "the image exited with {status}:\n{text}\n{stderr}"
+        "the image exited with {status}:\n{text}\n{}",
+        qemu.stderr_tail(60)
     );
     text
 }

@@ -8,22 +8,13 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 
 use common::{
-    Devices, Mosquitto, Node, backlog, device, device_key, good, signed_reading, single, wait_for,
+    Devices, Node, PATIENCE, backlog, device, device_key, good, now_ms, signed_reading, single,
 };
 use ingest::{QuarantinePage, RejectReason, query};
 use ledger::merkle::{Hash, LeafIndex, TreeSize, leaf_hash, root_from_leaf_hashes};
 use ledger::proof::root_from_inclusion_path;
 use protocol::{KeyEpoch, SequenceNumber};
-
-fn now_ms() -> u64 {
-    u64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("clock after 1970")
-            .as_millis(),
-    )
-    .expect("ms fit u64")
-}
+use test_support::{Mosquitto, wait_until_async};
 
 /// Every reading leaf across all committed batches, checked against each batch's root;
 /// panics if a reading is anchored twice.
@@ -71,7 +62,7 @@ fn quarantine_of(node: &Node, n: u8) -> Vec<(RejectReason, Option<u64>)> {
 async fn good_readings_are_anchored_once_and_bad_ones_quarantined_with_their_reason() {
     let dir = tempfile::tempdir().expect("tempdir");
     let broker = Mosquitto::start(dir.path());
-    let node = Node::start(dir.path(), broker.port, |_| {}).await;
+    let node = Node::start(dir.path(), broker.port(), |_| {}).await;
     let registry = node.ingest.registry();
     for n in [1, 2] {
         registry
@@ -84,7 +75,7 @@ async fn good_readings_are_anchored_once_and_bad_ones_quarantined_with_their_rea
             .await
             .expect("register");
     }
-    let devices = Devices::connect(broker.port).await;
+    let devices = Devices::connect(broker.port()).await;
 
     // Good readings: singles and a backlog from device 1, singles from device 2.
     for sequence in 1..=20 {
@@ -109,13 +100,17 @@ async fn good_readings_are_anchored_once_and_bad_ones_quarantined_with_their_rea
     for sequence in 1..=3 {
         devices.publish(3, single(&good(3, sequence))).await;
     }
-    wait_for("acks of every good reading and the bad signature", || {
-        devices.acked_all(1, (1..=30).chain([100])) && devices.acked_all(2, 1..=10)
-    })
+    wait_until_async(
+        "acks of every good reading and the bad signature",
+        PATIENCE,
+        || async { devices.acked_all(1, (1..=30).chain([100])) && devices.acked_all(2, 1..=10) },
+    )
     .await;
-    wait_for("the unknown device's readings in quarantine", || {
-        quarantine_of(&node, 3).len() == 3
-    })
+    wait_until_async(
+        "the unknown device's readings in quarantine",
+        PATIENCE,
+        || async { quarantine_of(&node, 3).len() == 3 },
+    )
     .await;
 
     // Replays after the originals are committed: exact repeats and a conflicting reading.
@@ -125,13 +120,13 @@ async fn good_readings_are_anchored_once_and_bad_ones_quarantined_with_their_rea
     devices
         .publish(1, single(&signed_reading(1, 6, -999, &device_key(1))))
         .await;
-    wait_for("the conflicting replay in quarantine", || {
+    wait_until_async("the conflicting replay in quarantine", PATIENCE, || async {
         quarantine_of(&node, 1)
             .iter()
             .any(|(reason, _)| *reason == RejectReason::ConflictingReplay)
     })
     .await;
-    wait_for("the duplicates counted", || {
+    wait_until_async("the duplicates counted", PATIENCE, || async {
         node.ingest.metrics().readings_duplicate == 5
     })
     .await;
@@ -153,7 +148,7 @@ async fn good_readings_are_anchored_once_and_bad_ones_quarantined_with_their_rea
     for sequence in 1..=3 {
         devices.publish(3, single(&good(3, sequence))).await;
     }
-    wait_for("device 3 acked after registration", || {
+    wait_until_async("device 3 acked after registration", PATIENCE, || async {
         devices.acked_all(3, 1..=3)
     })
     .await;
@@ -248,7 +243,7 @@ async fn good_readings_are_anchored_once_and_bad_ones_quarantined_with_their_rea
 async fn two_workers_with_redeliveries_anchor_every_reading_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     let broker = Mosquitto::start(dir.path());
-    let node = Node::start(dir.path(), broker.port, |config| {
+    let node = Node::start(dir.path(), broker.port(), |config| {
         config.workers = 2;
         config.batch_readings_max = 64;
         config.worker_messages_in_flight_max = 8;
@@ -266,7 +261,7 @@ async fn two_workers_with_redeliveries_anchor_every_reading_once() {
             .await
             .expect("register");
     }
-    let devices = Devices::connect(broker.port).await;
+    let devices = Devices::connect(broker.port()).await;
     // Every reading is offered three times back to back: as a single, inside a backlog, and
     // as a single again, so copies land on both workers while the first is in flight.
     let readings: BTreeMap<(u8, u64), Vec<u8>> = [1u8, 2]
@@ -288,12 +283,12 @@ async fn two_workers_with_redeliveries_anchor_every_reading_once() {
             devices.publish(*n, single(bytes)).await;
         }
     }
-    wait_for("every reading acked", || {
+    wait_until_async("every reading acked", PATIENCE, || async {
         devices.acked_all(1, 1..=150) && devices.acked_all(2, 1..=150)
     })
     .await;
     let expected: BTreeSet<Hash> = readings.values().map(|b| leaf_hash(b)).collect();
-    wait_for("every duplicate handled", || {
+    wait_until_async("every duplicate handled", PATIENCE, || async {
         let m = node.ingest.metrics();
         m.readings_committed + m.readings_duplicate == 3 * 300
     })

@@ -7,9 +7,9 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use system_tests::Mosquitto;
 use system_tests::audit::LogAudit;
 use system_tests::fleet::{Fleet, persisted, summary};
-use system_tests::mosquitto::Mosquitto;
 use system_tests::node::{NodeProcess, NodeSettings};
 use system_tests::wait_until;
 
@@ -21,7 +21,7 @@ const BROKER_KILLS: u32 = 2;
 async fn broker_killed_mid_run_loses_and_duplicates_nothing() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let dir = dir.path();
-    let mut broker = Mosquitto::start(dir).await;
+    let mut broker = Mosquitto::start(dir);
     let mut node = NodeProcess::start(dir, broker.port(), &NodeSettings::default()).await;
     let fleet = Fleet::provision(dir, DEVICES, "b40cce55", 47).await;
     node.import(&fleet.manifest()).await;
@@ -58,7 +58,7 @@ async fn broker_killed_mid_run_loses_and_duplicates_nothing() {
         );
         broker.kill9();
         tokio::time::sleep(Duration::from_secs(1)).await;
-        broker.restart().await;
+        broker.restart();
     }
 
     let status = devices.wait().await;

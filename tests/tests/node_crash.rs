@@ -10,11 +10,10 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use system_tests::PATIENCE;
 use system_tests::audit::LogAudit;
 use system_tests::fleet::{Fleet, persisted, summary};
-use system_tests::mosquitto::Mosquitto;
 use system_tests::node::{NodeProcess, NodeSettings};
+use system_tests::{Mosquitto, PATIENCE};
 
 const DEVICES: u32 = 12;
 const READINGS: u64 = 600;
@@ -33,7 +32,7 @@ async fn note_checkpoint(node: &NodeProcess, seen: &mut BTreeSet<String>) {
 async fn node_killed_under_load_loses_nothing_acknowledged() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let dir = dir.path();
-    let broker = Mosquitto::start(dir).await;
+    let broker = Mosquitto::start(dir);
     let mut node = NodeProcess::start(dir, broker.port(), &NodeSettings::default()).await;
     let fleet = Fleet::provision(dir, DEVICES, "c0ffee00", 41).await;
     node.import(&fleet.manifest()).await;

@@ -1,6 +1,6 @@
-//! Harness of the end-to-end device tests: a real Mosquitto broker on a free loopback
-//! port, a stand-in for ingest that verifies and acknowledges readings, and the
-//! `agritrace-device` binary as a child process.
+//! Harness of the end-to-end device tests: a stand-in for ingest that verifies and
+//! acknowledges readings, the manifest reader, and the `agritrace-device` binary as a child
+//! process. The broker, child processes and waits are the workspace's shared `test-support`.
 //!
 //! The stand-in does what ingest will do on the device-facing side (DESIGN.md, data flow step
 //! 2): decode each uplink, verify every signed reading with the device key from the manifest,
@@ -8,130 +8,15 @@
 //! the device's acks topic, for duplicates and rejected readings too.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::fs::{self, File};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::fs;
+use std::path::Path;
+use std::process::ExitStatus;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use protocol::{AckBuilder, DeviceId, SequenceNumber, SignedReading, Uplink, VerifyingKey, topic};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
-
-pub const MOSQUITTO: &str = "/usr/sbin/mosquitto";
-
-/// A port on the loopback interface that was free a moment ago.
-pub fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral loopback port");
-    listener
-        .local_addr()
-        .expect("local address of the ephemeral port")
-        .port()
-}
-
-/// Polls `condition` every 20 ms until it holds; panics with `what` after `limit` (a guard
-/// against hangs, not a timing assertion).
-pub fn wait_for(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !condition() {
-        assert!(
-            start.elapsed() < limit,
-            "gave up after {limit:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// A Mosquitto broker started from a configuration written for the test.
-#[derive(Debug)]
-pub struct Mosquitto {
-    port: u16,
-    dir: PathBuf,
-    child: Option<Child>,
-    starts: u32,
-}
-
-impl Mosquitto {
-    /// Writes `mosquitto.conf` into `dir` and starts the broker on `port`.
-    pub fn start(dir: &Path, port: u16) -> Self {
-        assert!(
-            Path::new(MOSQUITTO).exists(),
-            "mosquitto not installed: run the README test command, which installs it"
-        );
-        // Mosquitto 2.0 defaults drop QoS 1 messages beyond 1000 queued per client and allow only
-        // 20 in flight (REFERENCES.md); a test that claims no loss must lift both.
-        let conf = format!(
-            "listener {port} 127.0.0.1\n\
-             allow_anonymous true\n\
-             persistence false\n\
-             max_queued_messages 0\n\
-             max_inflight_messages 1000\n\
-             log_dest stderr\n\
-             log_type error\n\
-             log_type warning\n\
-             log_type notice\n\
-             connection_messages false\n"
-        );
-        fs::write(dir.join("mosquitto.conf"), conf).expect("write mosquitto.conf");
-        let mut broker = Self {
-            port,
-            dir: dir.to_owned(),
-            child: None,
-            starts: 0,
-        };
-        broker.restart();
-        broker
-    }
-
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// Starts the broker (again) and waits until it accepts connections.
-    pub fn restart(&mut self) {
-        assert!(self.child.is_none(), "the broker is already running");
-        self.starts += 1;
-        let log = File::create(self.dir.join(format!("mosquitto-{}.log", self.starts)))
-            .expect("create broker log");
-        let child = Command::new(MOSQUITTO)
-            .arg("-c")
-            .arg(self.dir.join("mosquitto.conf"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|error| panic!("cannot start {MOSQUITTO}: {error}"));
-        self.child = Some(child);
-        let port = self.port;
-        let child = self.child.as_mut().expect("just started");
-        wait_for(
-            "mosquitto to accept connections",
-            Duration::from_secs(20),
-            || {
-                if let Ok(Some(status)) = child.try_wait() {
-                    panic!("mosquitto exited at start with {status}; is port {port} taken?");
-                }
-                TcpStream::connect(("127.0.0.1", port)).is_ok()
-            },
-        );
-    }
-
-    /// SIGKILLs the broker (no clean shutdown, no goodbye to clients) and reaps it.
-    pub fn kill(&mut self) {
-        let mut child = self.child.take().expect("the broker is running");
-        child.kill().expect("SIGKILL mosquitto");
-        child.wait().expect("reap mosquitto");
-    }
-}
-
-impl Drop for Mosquitto {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
+use test_support::Process;
 
 /// One device of the manifest.
 #[derive(Clone, Debug)]
@@ -401,88 +286,27 @@ fn handle_uplink(
         .collect()
 }
 
-/// The `agritrace-device` binary running as a child process, its output in files.
-#[derive(Debug)]
-pub struct DeviceProcess {
-    child: Child,
-    stdout: PathBuf,
-    stderr: PathBuf,
+/// The `agritrace-device` binary of this package as a child process, its output in
+/// `<dir>/<name>.stdout` and `<dir>/<name>.stderr`.
+pub fn spawn_device(dir: &Path, name: &str, args: &[String]) -> Process {
+    Process::spawn(
+        dir,
+        name,
+        Path::new(env!("CARGO_BIN_EXE_agritrace-device")),
+        args,
+        &[("AGRITRACE_LOG", "info,rumqttc=warn".to_owned())],
+    )
 }
 
-impl DeviceProcess {
-    pub fn spawn(dir: &Path, name: &str, args: &[String]) -> Self {
-        let stdout = dir.join(format!("{name}.stdout"));
-        let stderr = dir.join(format!("{name}.stderr"));
-        let child = Command::new(env!("CARGO_BIN_EXE_agritrace-device"))
-            .args(args)
-            .env("AGRITRACE_LOG", "info,rumqttc=warn")
-            .stdin(Stdio::null())
-            .stdout(File::create(&stdout).expect("create stdout file"))
-            .stderr(File::create(&stderr).expect("create stderr file"))
-            .spawn()
-            .expect("start agritrace-device");
-        Self {
-            child,
-            stdout,
-            stderr,
-        }
-    }
-
-    /// Runs the binary to completion with `args` and returns its status and standard output.
-    pub fn run(dir: &Path, name: &str, args: &[String], limit: Duration) -> (ExitStatus, String) {
-        let mut process = Self::spawn(dir, name, args);
-        let status = process.wait(limit);
-        (status, process.stdout())
-    }
-
-    /// SIGKILLs the process (no summary, no goodbye to the broker) and reaps it.
-    pub fn kill(&mut self) {
-        self.child.kill().expect("SIGKILL agritrace-device");
-        self.child.wait().expect("reap agritrace-device");
-    }
-
-    pub fn try_wait(&mut self) -> Option<ExitStatus> {
-        self.child.try_wait().expect("poll agritrace-device")
-    }
-
-    /// Waits for the exit; kills the process and panics with its output after `limit`.
-    pub fn wait(&mut self, limit: Duration) -> ExitStatus {
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.try_wait() {
-                return status;
-            }
-            if start.elapsed() > limit {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                panic!(
-                    "agritrace-device did not exit within {limit:?}\n--- stdout\n{}\n\
-                     --- stderr (tail)\n{}",
-                    self.stdout(),
-                    self.stderr_tail()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    pub fn stdout(&self) -> String {
-        fs::read_to_string(&self.stdout).unwrap_or_default()
-    }
-
-    /// The last 60 lines of the log.
-    pub fn stderr_tail(&self) -> String {
-        let text = fs::read_to_string(&self.stderr).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(60)..].join("\n")
-    }
-}
-
-impl Drop for DeviceProcess {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+/// Runs the binary to completion with `args` (killed, and the test failed, if it takes longer
+/// than `limit`) and returns its status and standard output.
+pub fn run_device(
+    dir: &Path,
+    name: &str,
+    args: &[String],
+    limit: Duration,
+) -> (ExitStatus, String) {
+    let mut process = spawn_device(dir, name, args).with_patience(limit);
+    let status = process.wait_blocking();
+    (status, process.stdout())
 }

@@ -1,15 +1,12 @@
-//! Fixtures of the ingest tests against real parts: a Mosquitto broker on a free loopback
-//! port with a configuration written for the test, the real sequencer on redb in a temporary
+//! Fixtures of the ingest tests against real parts: the real sequencer on redb in a temporary
 //! directory, and simulated devices that sign readings with `protocol` and collect their acks.
+//! The Mosquitto broker they talk through and the waits are the workspace's `test-support`.
 #![allow(dead_code)] // Each test file uses a different subset.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::{self, File};
-use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ingest::{IngestConfig, IngestHandle, IngestTasks, SystemClock};
 use ledger::entry::Entry;
@@ -25,81 +22,9 @@ use protocol::{
 };
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 
-pub const MOSQUITTO: &str = "/usr/sbin/mosquitto";
 pub const ORIGIN: &str = "agritrace.test/ingest";
 /// Guard against hangs in waits (not a timing assertion).
 pub const PATIENCE: Duration = Duration::from_secs(120);
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind an ephemeral loopback port")
-        .local_addr()
-        .expect("local address")
-        .port()
-}
-
-/// Polls `condition` every 20 ms until it holds; panics naming `what` after [`PATIENCE`].
-pub async fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !condition() {
-        assert!(start.elapsed() < PATIENCE, "gave up waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// A Mosquitto broker started for one test.
-#[derive(Debug)]
-pub struct Mosquitto {
-    pub port: u16,
-    child: Child,
-}
-
-impl Mosquitto {
-    pub fn start(dir: &Path) -> Self {
-        assert!(
-            Path::new(MOSQUITTO).exists(),
-            "mosquitto is not installed at {MOSQUITTO}: run the README test command, which installs it"
-        );
-        let port = free_port();
-        // Mosquitto 2.0 drops QoS 1 messages beyond 1000 queued per client and allows 20 in
-        // flight by default (REFERENCES.md): a test that claims no loss lifts both.
-        let conf = format!(
-            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
-             max_queued_messages 0\nmax_inflight_messages 1000\nlog_dest stderr\n\
-             log_type error\nlog_type warning\nconnection_messages false\n"
-        );
-        let conf_path = dir.join("mosquitto.conf");
-        fs::write(&conf_path, conf).expect("write mosquitto.conf");
-        let log = File::create(dir.join("mosquitto.log")).expect("create broker log");
-        let mut child = Command::new(MOSQUITTO)
-            .arg("-c")
-            .arg(&conf_path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|error| panic!("cannot start {MOSQUITTO}: {error}"));
-        let start = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("mosquitto exited at start with {status}; is port {port} taken?");
-            }
-            assert!(
-                start.elapsed() < PATIENCE,
-                "mosquitto never accepted connections"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Self { port, child }
-    }
-}
-
-impl Drop for Mosquitto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// The node side: sequencer on redb, ingest on the broker.
 pub struct Node {
@@ -173,18 +98,21 @@ pub fn device_key(n: u8) -> SigningKey {
     SigningKey::from_bytes(&[0x30 + n; 32])
 }
 
+/// The wall clock in Unix ms.
+pub fn now_ms() -> u64 {
+    u64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock after 1970")
+            .as_millis(),
+    )
+    .expect("ms fit u64")
+}
+
 /// The test run's start (Unix ms), so that signing a reading twice gives the same bytes.
 pub fn run_start_ms() -> u64 {
     static START: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    *START.get_or_init(|| {
-        u64::try_from(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .expect("clock after 1970")
-                .as_millis(),
-        )
-        .expect("ms fit u64")
-    })
+    *START.get_or_init(now_ms)
 }
 
 /// Device `n`'s reading `sequence` with `temperature`, signed by `key` (deterministic).

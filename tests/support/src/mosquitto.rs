@@ -1,0 +1,125 @@
+//! A real Mosquitto broker (Debian's package) for one test: on a free loopback port, with a
+//! configuration written into the test's directory, killed with SIGKILL and started again on
+//! the same port, each start's output in its own files (`mosquitto-<n>.stderr`).
+
+use std::ffi::OsStr;
+use std::fs;
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+
+use crate::Process;
+
+/// Where Debian installs the broker.
+pub const MOSQUITTO: &str = "/usr/sbin/mosquitto";
+
+/// A Mosquitto broker started for one test; dropping it SIGKILLs it.
+#[derive(Debug)]
+pub struct Mosquitto {
+    port: u16,
+    dir: PathBuf,
+    process: Option<Process>,
+    starts: u32,
+}
+
+impl Mosquitto {
+    /// Writes `mosquitto.conf` into `dir`, starts the broker on a free port and waits until it
+    /// accepts connections. Blocks the thread for the moment that takes.
+    #[must_use]
+    pub fn start(dir: &Path) -> Self {
+        assert!(
+            Path::new(MOSQUITTO).exists(),
+            "mosquitto is not installed at {MOSQUITTO} (Debian package `mosquitto`): run the \
+             README test command, which installs it"
+        );
+        let port = crate::free_port();
+        // Mosquitto 2.0 drops QoS 1 messages beyond 1000 queued per client and allows 20 in
+        // flight by default (REFERENCES.md); a test that claims no loss lifts both.
+        let conf = format!(
+            "listener {port} 127.0.0.1\n\
+             allow_anonymous true\n\
+             persistence false\n\
+             max_queued_messages 0\n\
+             max_inflight_messages 1000\n\
+             log_dest stderr\n\
+             log_type error\n\
+             log_type warning\n\
+             log_type notice\n\
+             connection_messages false\n"
+        );
+        let path = dir.join("mosquitto.conf");
+        fs::write(&path, conf).unwrap_or_else(|error| panic!("write {}: {error}", path.display()));
+        let mut broker = Self {
+            port,
+            dir: dir.to_owned(),
+            process: None,
+            starts: 0,
+        };
+        broker.restart();
+        broker
+    }
+
+    /// The port it listens on (the same across restarts).
+    #[must_use]
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Starts the broker again (after [`Mosquitto::kill9`]) and waits until it accepts
+    /// connections. Blocks the thread for the moment that takes.
+    pub fn restart(&mut self) {
+        assert!(self.process.is_none(), "the broker is already running");
+        self.starts += 1;
+        let conf = self.dir.join("mosquitto.conf");
+        let mut process = Process::spawn(
+            &self.dir,
+            &format!("mosquitto-{}", self.starts),
+            Path::new(MOSQUITTO),
+            &[OsStr::new("-c"), conf.as_os_str()],
+            &[],
+        );
+        let port = self.port;
+        crate::wait_until("mosquitto to accept connections", crate::PATIENCE, || {
+            if let Some(status) = process.try_wait() {
+                panic!(
+                    "mosquitto exited at start with {status} (is port {port} taken?)\n{}",
+                    process.stderr_tail(20)
+                );
+            }
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        self.process = Some(process);
+    }
+
+    /// SIGKILLs the broker: every connection drops, every message it held is gone.
+    pub fn kill9(&mut self) {
+        self.process
+            .take()
+            .expect("kill9 needs a running broker")
+            .kill9();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scratch::Scratch;
+
+    #[test]
+    fn a_killed_broker_comes_back_on_the_same_port() {
+        let dir = Scratch::new("broker");
+        let mut broker = Mosquitto::start(dir.path());
+        let port = broker.port();
+        broker.kill9();
+        assert!(
+            TcpStream::connect(("127.0.0.1", port)).is_err(),
+            "nothing listens once the broker is killed"
+        );
+        broker.restart();
+        assert_eq!(broker.port(), port);
+        assert!(TcpStream::connect(("127.0.0.1", port)).is_ok());
+        assert!(
+            dir.path().join("mosquitto-2.stderr").exists(),
+            "each start has its own log"
+        );
+    }
+}
