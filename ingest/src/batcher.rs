@@ -209,7 +209,8 @@ impl<T> BatchCore<T> {
     }
 
     /// What must be read from storage before `add(message)`: keys of readings not pending
-    /// here, and digests of rejections not pending here.
+    /// here, and digests of rejections. The digests of conflicts come from
+    /// [`conflict_lookups`](Self::conflict_lookups) once the committed readings are read.
     pub fn lookups(&self, message: &VerifiedMessage<T>) -> (Vec<ReadingKey>, Vec<[u8; 32]>) {
         let mut keys = Vec::new();
         let mut digests = Vec::new();
@@ -220,14 +221,48 @@ impl<T> BatchCore<T> {
                     if !self.pending.contains_key(&key) {
                         keys.push(key);
                     }
-                    // A conflict is stored as a rejection: its digest may be quarantined.
-                    digests.push(rejection_digest(&conflict_of(reading)));
                 }
                 Verdict::Rejected(rejection) => digests.push(rejection_digest(rejection)),
                 Verdict::Deferred => {}
             }
         }
         (keys, digests)
+    }
+
+    /// Digests to look up for the readings of `message` that will be conflicts: their
+    /// (device, sequence) is held by another reading pending here, committed (`committed`:
+    /// leaf hashes read for [`lookups`](Self::lookups)'s keys), or earlier in the message.
+    /// A conflict is stored as a rejection, so its digest may be quarantined already. Only
+    /// conflicts are hashed: hashing every reading for the rare conflict, and reading the
+    /// quarantine table for each message, cost more than the rest of the lookup.
+    pub fn conflict_lookups(
+        &self,
+        message: &VerifiedMessage<T>,
+        committed: &HashMap<ReadingKey, Hash>,
+    ) -> Vec<[u8; 32]> {
+        let mut in_message: HashMap<ReadingKey, Hash> = HashMap::new();
+        let mut digests = Vec::new();
+        for verdict in &message.verdicts {
+            let Verdict::Accepted(reading) = verdict else {
+                continue;
+            };
+            let key = (reading.device, reading.sequence);
+            let known = in_message
+                .get(&key)
+                .or_else(|| self.pending.get(&key).map(|(_, leaf)| leaf))
+                .or_else(|| committed.get(&key))
+                .copied();
+            match known {
+                Some(leaf) if leaf != reading.leaf => {
+                    digests.push(rejection_digest(&conflict_of(reading)));
+                }
+                Some(_) => {}
+                None => {
+                    in_message.insert(key, reading.leaf);
+                }
+            }
+        }
+        digests
     }
 
     /// Takes a verified message. `committed` answers [`lookups`](Self::lookups) for it, read
@@ -478,8 +513,39 @@ impl<T> BatchCore<T> {
     /// A closed unit is durable (`committed_ms`: when the commit returned). Returns the acks
     /// that became due.
     pub fn durable(&mut self, unit: UnitId, committed_ms: u64, metrics: &Metrics) -> Completion<T> {
+        self.durable_all(&[unit], committed_ms, metrics)
+    }
+
+    /// Several closed units are durable (a sequencer round commits every batch submitted
+    /// before it together). Returns the acks that became due, with one device ack per
+    /// device for all of them: a device whose readings sat in several of the batches gets
+    /// one message instead of one per batch, which keeps the ack traffic through the broker
+    /// near one per device per round rather than one per reading.
+    pub fn durable_all(
+        &mut self,
+        units: &[UnitId],
+        committed_ms: u64,
+        metrics: &Metrics,
+    ) -> Completion<T> {
+        let mut completion = Completion::default();
+        let mut due: BTreeMap<DeviceId, Vec<SequenceNumber>> = BTreeMap::new();
+        for unit in units {
+            self.durable_into(*unit, committed_ms, metrics, &mut completion, &mut due);
+        }
+        completion.device_acks = device_acks(due);
+        completion
+    }
+
+    fn durable_into(
+        &mut self,
+        unit: UnitId,
+        committed_ms: u64,
+        metrics: &Metrics,
+        completion: &mut Completion<T>,
+        due: &mut BTreeMap<DeviceId, Vec<SequenceNumber>>,
+    ) {
         let Some(unit_state) = self.closed.remove(&unit) else {
-            return Completion::default();
+            return;
         };
         let count = u64::try_from(unit_state.readings.len()).unwrap_or(u64::MAX);
         if count > 0 {
@@ -508,8 +574,6 @@ impl<T> BatchCore<T> {
                 self.pending_quarantine.remove(digest);
             }
         }
-        let mut completion = Completion::default();
-        let mut due: BTreeMap<DeviceId, Vec<SequenceNumber>> = BTreeMap::new();
         for id in unit_state.messages {
             let Some(state) = self.messages.get_mut(&id) else {
                 continue;
@@ -518,11 +582,9 @@ impl<T> BatchCore<T> {
             if state.waiting == 0
                 && let Some(state) = self.messages.remove(&id)
             {
-                complete(state, &mut completion, &mut due);
+                complete(state, completion, due);
             }
         }
-        completion.device_acks = device_acks(due);
-        completion
     }
 
     /// Gives up on a closed unit that can never become durable (its entry was refused for a

@@ -38,7 +38,10 @@ pub struct IngestConfig {
     pub incoming_packet_bytes_max: usize,
     /// Messages one worker holds that are not yet acknowledged to the broker. When all are
     /// taken the worker stops reading from the broker (which holds the rest). 1..=65,536.
-    /// Default 512.
+    /// Default 4,096: a message is held until its batch is durable (batch window plus a
+    /// sequencer round, 100–300 ms), so a worker's rate is at most this over that time;
+    /// 4,096 lets two workers take 25,000 single-reading messages a second (the broker's own
+    /// in-flight limit per connection must be as high to get there).
     pub worker_messages_in_flight_max: usize,
     /// Messages queued between a worker and its verifier. 1..=65,536. Default 128.
     pub verifier_queue_depth: usize,
@@ -69,9 +72,11 @@ pub struct IngestConfig {
     /// Bytes of a rejected payload kept in quarantine (the rest is cut; the original length
     /// is kept). 256..=1 MiB. Default 8 KiB.
     pub quarantine_bytes_max: usize,
-    /// Device acks queued for the ack publisher; when full, an ack is dropped and counted
+    /// Device acks queued for each ack connection (one per worker); when full, an ack is dropped and counted
     /// (the device offers the readings again and gets them acked as duplicates).
-    /// 1..=65,536. Default 4,096.
+    /// 1..=65,536. Default 16,384: one commit can make due an ack per device of every batch
+    /// in flight (`batches_in_flight_max` x `batch_readings_max`, 16 x 800 at most with the
+    /// defaults), and such a burst must not drop acks.
     pub ack_queue_depth: usize,
 }
 
@@ -86,7 +91,7 @@ impl Default for IngestConfig {
             keep_alive_secs: 30,
             reconnect_backoff_max_ms: 5_000,
             incoming_packet_bytes_max: 64 * 1024,
-            worker_messages_in_flight_max: 512,
+            worker_messages_in_flight_max: 4_096,
             verifier_queue_depth: 128,
             verify_readings_max: 256,
             batcher_queue_depth: 256,
@@ -98,7 +103,7 @@ impl Default for IngestConfig {
             key_cache_entries_max: 100_000,
             key_cache_ttl_ms: 60_000,
             quarantine_bytes_max: 8 * 1024,
-            ack_queue_depth: 4_096,
+            ack_queue_depth: 16_384,
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The running service: wiring of workers → verifiers → the batcher → the sequencer, and the
 //! handle the node holds.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -226,6 +226,7 @@ pub fn start<S: IngestStorage>(
         units: HashMap::new(),
         retries: Vec::new(),
         unsent: Vec::new(),
+        durable_held: BTreeSet::new(),
     };
     let batcher = tokio::spawn(batcher.run());
     Ok((
@@ -348,6 +349,8 @@ struct BatcherTask<S> {
     retries: Vec<(Instant, UnitId)>,
     /// MQTT acks that found a full request channel.
     unsent: Vec<Delivery>,
+    /// Durable units waiting for an older unit's write (see `on_durable`).
+    durable_held: BTreeSet<UnitId>,
 }
 
 impl<S: IngestStorage> BatcherTask<S> {
@@ -371,10 +374,24 @@ impl<S: IngestStorage> BatcherTask<S> {
             let can_take = input_open && self.core.units_in_flight() < self.in_flight_max;
             tokio::select! {
                 Some(joined) = writes.join_next(), if !writes.is_empty() => {
-                    match joined {
-                        Ok((unit, result)) => self.on_result(unit, result, &mut writes),
-                        Err(error) => tracing::error!(%error, "a batch write task failed"),
+                    // The batches of one round finish together: let the other answers of
+                    // the round arrive, then take every finished write at once, so each
+                    // device gets one ack for all of them.
+                    tokio::task::yield_now().await;
+                    let mut durable = Vec::new();
+                    let mut next = Some(joined);
+                    while let Some(joined) = next {
+                        match joined {
+                            Ok((unit, UnitResult::Durable(index))) => {
+                                tracing::debug!(unit, leaf_index = index.map(|i| i.0), "batch durable");
+                                durable.push(unit);
+                            }
+                            Ok((unit, result)) => self.on_result(unit, result, &mut writes),
+                            Err(error) => tracing::error!(%error, "a batch write task failed"),
+                        }
+                        next = writes.try_join_next();
                     }
+                    self.on_durable(&durable);
                 }
                 () = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
                     deadline = None;
@@ -432,6 +449,12 @@ impl<S: IngestStorage> BatcherTask<S> {
                         .readings
                         .insert((stored.device, stored.sequence), leaf_hash(&stored.signed));
                 }
+            }
+            let mut digests = digests;
+            digests.extend(self.core.conflict_lookups(&message, &committed.readings));
+            if digests.is_empty() {
+                // The usual message: new readings, nothing refused.
+                return Ok(committed);
             }
             let encoded: Vec<Vec<u8>> = digests.iter().map(|d| d.to_vec()).collect();
             for (digest, value) in digests
@@ -555,12 +578,8 @@ impl<S: IngestStorage> BatcherTask<S> {
         };
         match result {
             UnitResult::Durable(index) => {
-                self.units.remove(&id);
-                let now = self.clock.now_ms();
-                self.metrics.last_commit_ms.store(now, Ordering::Relaxed);
                 tracing::debug!(unit = id, leaf_index = index.map(|i| i.0), "batch durable");
-                let completion = self.core.durable(id, now, &self.metrics);
-                self.dispatch(completion);
+                self.on_durable(&[id]);
             }
             UnitResult::Retry | UnitResult::Unknown => {
                 add(&self.metrics.submit_retries, 1);
@@ -573,8 +592,46 @@ impl<S: IngestStorage> BatcherTask<S> {
                 for delivery in self.core.abandon(id) {
                     self.ack(delivery);
                 }
+                self.release_durable();
             }
         }
+    }
+
+    /// Units became durable: forget them and send what became due, one device ack per device.
+    ///
+    /// Units are released in the order they closed: a unit whose write finished before an
+    /// older one's waits for it. Messages then complete in the order the batcher took them,
+    /// which is each connection's receive order, so MQTT acks leave in order (but for a
+    /// message decided at once, such as a repeat of committed readings, and an ack retried
+    /// after a full request channel). rumqttd (the in-process broker) closes a connection
+    /// on an out-of-order PUBACK, which the order in which write tasks happened to finish
+    /// caused under load.
+    fn on_durable(&mut self, ids: &[UnitId]) {
+        for id in ids {
+            self.units.remove(id);
+            self.durable_held.insert(*id);
+        }
+        self.release_durable();
+    }
+
+    /// Completes the durable units older than every unit still being written.
+    fn release_durable(&mut self) {
+        let oldest_in_flight = self.units.keys().min().copied();
+        let mut ready = Vec::new();
+        while let Some(&id) = self.durable_held.first() {
+            if oldest_in_flight.is_some_and(|oldest| oldest < id) {
+                break;
+            }
+            self.durable_held.remove(&id);
+            ready.push(id);
+        }
+        if ready.is_empty() {
+            return;
+        }
+        let now = self.clock.now_ms();
+        self.metrics.last_commit_ms.store(now, Ordering::Relaxed);
+        let completion = self.core.durable_all(&ready, now, &self.metrics);
+        self.dispatch(completion);
     }
 
     /// Sends what became due: MQTT acks through the receiving connections, device acks on

@@ -10,7 +10,11 @@
 //!   directory under `target/demo`, registers 30 simulated devices and streams their readings,
 //!   printing where to look, until Ctrl-C.
 //! * `bench` — runs the benchmarks whose figures BENCHMARKS.md records.
+//! * `bench-node` — the node's readings through Mosquitto to the log: throughput and latency
+//!   beside a broker-only baseline and the verification ceiling ([`bench_node`]).
 //! * `fuzz [seconds]` — only the fuzz targets.
+
+mod bench_node;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -37,6 +41,7 @@ fn main() -> ExitCode {
         Some("devices") => devices(&args[1..]),
         Some("demo") => demo(),
         Some("bench") => bench(),
+        Some("bench-node") => bench_node::bench_node(),
         Some("fuzz") => {
             let runs = args
                 .get(1)
@@ -55,6 +60,7 @@ fn main() -> ExitCode {
                  devices [ARGS..]  run simulated devices against a local Mosquitto (ARGS go to agritrace-device)\n  \
                  demo              run the node with 30 simulated devices streaming; prints where to look\n  \
                  bench             run the benchmarks recorded in BENCHMARKS.md\n  \
+                 bench-node        the node through Mosquitto: readings/s and latency beside a broker baseline\n  \
                  fuzz [RUNS]       run every fuzz target for RUNS iterations (default 1000000)"
             );
             return ExitCode::from(2);
@@ -309,7 +315,8 @@ fn bench() -> Result<()> {
             cargo().args(["bench", "-p", "ledger", "--bench", bench]),
         )?;
     }
-    Ok(())
+    install_debian_packages()?;
+    bench_node::bench_node()
 }
 
 fn devices(args: &[String]) -> Result<()> {
@@ -389,6 +396,20 @@ fn free_port() -> Result<u16> {
 /// Simulated devices of the demo, and the id of the first (fleet prefix `a9000000`, index 0).
 const DEMO_DEVICES: &str = "30";
 const DEMO_FIRST_DEVICE: &str = "a900000000000000";
+
+/// The public key (hex) of `device` in an `agritrace-device` manifest.
+fn demo_device_key(manifest: &Path, device: &str) -> Result<String> {
+    let text = std::fs::read_to_string(manifest)
+        .with_context(|| format!("while reading {}", manifest.display()))?;
+    let manifest: serde_json::Value =
+        serde_json::from_str(&text).context("while parsing the device manifest")?;
+    manifest["devices"]
+        .as_array()
+        .and_then(|devices| devices.iter().find(|d| d["device_id"] == device))
+        .and_then(|d| d["public_key"].as_str())
+        .map(str::to_owned)
+        .with_context(|| format!("device {device} is not in the manifest"))
+}
 
 /// Where cargo puts the release binaries.
 fn release_dir() -> PathBuf {
@@ -477,14 +498,15 @@ fn demo() -> Result<()> {
             .arg(&data),
     )?;
     let anchor = format!("http://{http}/v1/devices/{DEMO_FIRST_DEVICE}/readings/0");
+    let device_key = demo_device_key(&keys.join("manifest.json"), DEMO_FIRST_DEVICE)?;
     eprintln!(
         "\n==> the node runs; look at:\n  \
          metrics:             curl http://{http}/metrics\n  \
          latest checkpoint:   curl http://{http}/log/checkpoint\n  \
          a reading's anchor:  curl {anchor}/anchor\n  \
-         verify it offline:   curl -so reading.entry {anchor}/entry && \
-         curl -so reading.proof {anchor}/tlog-proof && \
-         {verify} --entry reading.entry --proof reading.proof --log-key \"$(curl -s http://{http}/v1/log/key)\"\n  \
+         verify it offline:   curl -so reading.proof {anchor}/proof && \
+         {verify} --reading-proof reading.proof --device-key {device_key} \
+         --log-key \"$(curl -s http://{http}/v1/log/key)\"\n  \
          (the first readings are anchored within a few seconds; Ctrl-C stops everything)",
         verify = bin.join("agritrace-verify").display(),
     );

@@ -420,3 +420,67 @@ fn scattered_sequences_need_several_acks_and_an_abandoned_unit_releases_its_mess
     assert_eq!(h.core.readings_pending(), 0);
     assert_eq!(h.core.units_in_flight(), 0);
 }
+
+#[test]
+fn units_durable_together_give_one_ack_per_device() {
+    let mut h = Harness::new(100);
+    h.add(
+        message("a", vec![accepted(1, 1, 0), accepted(2, 1, 0)]),
+        &Committed::default(),
+    );
+    let first = h.close();
+    h.add(
+        message("b", vec![accepted(1, 2, 0), accepted(1, 4, 0)]),
+        &Committed::default(),
+    );
+    let second = h.close();
+    let completion = h
+        .core
+        .durable_all(&[first.id, second.id], T0 + 300_000, &h.metrics);
+    assert_eq!(completion.device_acks.len(), 2, "one ack for each device");
+    assert_eq!(
+        acks_of(&completion),
+        (
+            vec!["a", "b"],
+            vec!["1:1-2".to_owned(), "1:4-4".to_owned(), "2:1-1".to_owned()]
+        )
+    );
+    // A unit already reported (or unknown) adds nothing.
+    assert_eq!(
+        acks_of(&h.core.durable_all(&[first.id, 99], T0, &h.metrics)),
+        nothing()
+    );
+    assert_eq!(h.metrics.snapshot().batches_committed, 2);
+}
+
+#[test]
+fn only_conflicting_readings_are_hashed_for_the_quarantine_lookup() {
+    let mut h = Harness::new(100);
+    h.add(
+        message("pending", vec![accepted(1, 1, 0)]),
+        &Committed::default(),
+    );
+    let incoming = message(
+        "m",
+        vec![
+            // New.
+            accepted(1, 2, 0),
+            // The pending reading again: a duplicate, no digest.
+            accepted(1, 1, 0),
+            // Another reading under the pending number: a conflict.
+            accepted(1, 1, 9),
+            // A committed number with other content: a conflict.
+            accepted(2, 5, 9),
+            // Twice in the message with different content: the second conflicts.
+            accepted(3, 1, 0),
+            accepted(3, 1, 1),
+        ],
+    );
+    let (keys, digests) = h.core.lookups(&incoming);
+    assert!(digests.is_empty());
+    assert_eq!(keys.len(), 4, "every key not pending here: {keys:?}");
+    let committed = committed_reading(2, 5, 0).readings;
+    let conflicts = h.core.conflict_lookups(&incoming, &committed);
+    assert_eq!(conflicts.len(), 3);
+    assert_eq!(h.core.conflict_lookups(&incoming, &HashMap::new()).len(), 2);
+}
