@@ -9,7 +9,6 @@
 //! - [`http`]: the routes (log tiles, `/healthz`, `/metrics`, reading anchors, device import).
 //! - [`metrics`]: Prometheus text rendering.
 //! - [`auth`]: organisations, members, roles, API tokens and the one authorisation policy.
-//! - [`epcis`]: EPCIS 2.0 documents, their validation and the GS1 canonical event hash.
 //! - [`geo`]: plot geolocation as the EU Deforestation Regulation asks for it.
 //! - [`access`]: the HTTP side of accounts (the caller extractor, `require`, account routes).
 
@@ -17,7 +16,6 @@ pub mod access;
 pub mod auth;
 pub mod broker;
 pub mod config;
-pub mod epcis;
 pub mod geo;
 pub mod http;
 pub mod metrics;

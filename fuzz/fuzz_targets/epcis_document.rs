@@ -5,10 +5,10 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(doc) = api::epcis::parse_document(data) {
+    if let Ok(doc) = gs1::epcis::parse_document(data) {
         for event in doc.events() {
-            let a = api::epcis::event_hash(event, doc.context());
-            let b = api::epcis::event_hash(event, doc.context());
+            let a = gs1::epcis::event_hash(event, doc.context());
+            let b = gs1::epcis::event_hash(event, doc.context());
             assert_eq!(a, b);
             assert!(a.as_str().starts_with("ni:///sha-256;"));
         }

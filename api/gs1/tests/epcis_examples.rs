@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use api::epcis::{event_hash, parse_document, pre_hash_string};
+use gs1::epcis::{event_hash, parse_document, pre_hash_string};
 
 fn fixture_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/epcis")
