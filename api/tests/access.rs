@@ -94,10 +94,10 @@ const ROLES: [&str; 7] = [
     "auditor",
 ];
 
-async fn start() -> (tempfile::TempDir, Node, Api) {
-    let dir = tempfile::tempdir().expect("tempdir");
+/// A node on `data` with free ports, and a client for it.
+async fn node_on(data: std::path::PathBuf) -> (Node, Api) {
     let config = NodeConfig {
-        data_dir: dir.path().join("data"),
+        data_dir: data,
         http_listen: "127.0.0.1:0".parse().expect("addr"),
         broker: api::BrokerConfig {
             port: 0,
@@ -110,6 +110,12 @@ async fn start() -> (tempfile::TempDir, Node, Api) {
         base: format!("http://{}", node.http_addr()),
         http: Client::new(),
     };
+    (node, api)
+}
+
+async fn start() -> (tempfile::TempDir, Node, Api) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (node, api) = node_on(dir.path().join("data")).await;
     (dir, node, api)
 }
 
@@ -381,20 +387,7 @@ async fn the_admin_command_bootstraps_a_data_directory_offline() {
     let token = issued["token"].as_str().expect("the token").to_owned();
     assert!(token.starts_with("agt_"));
 
-    let config = NodeConfig {
-        data_dir: data.clone(),
-        http_listen: "127.0.0.1:0".parse().expect("addr"),
-        broker: api::BrokerConfig {
-            port: 0,
-            ..api::BrokerConfig::default()
-        },
-        ..NodeConfig::default()
-    };
-    let node = Node::start(config).await.expect("the node starts");
-    let api = Api {
-        base: format!("http://{}", node.http_addr()),
-        http: Client::new(),
-    };
+    let (node, api) = node_on(data.clone()).await;
     let (status, me) = api
         .call(Method::GET, "/v1/whoami", Some(&token), None)
         .await;
@@ -406,20 +399,7 @@ async fn the_admin_command_bootstraps_a_data_directory_offline() {
     // Revoked offline, refused by the next node.
     let (ok, out, err) = admin(&["revoke-token", issued["id"].as_str().expect("id")]);
     assert!(ok, "{out}{err}");
-    let config = NodeConfig {
-        data_dir: data,
-        http_listen: "127.0.0.1:0".parse().expect("addr"),
-        broker: api::BrokerConfig {
-            port: 0,
-            ..api::BrokerConfig::default()
-        },
-        ..NodeConfig::default()
-    };
-    let node = Node::start(config).await.expect("the node starts again");
-    let api = Api {
-        base: format!("http://{}", node.http_addr()),
-        http: Client::new(),
-    };
+    let (node, api) = node_on(data).await;
     let (status, _) = api
         .call(Method::GET, "/v1/whoami", Some(&token), None)
         .await;
