@@ -3,9 +3,10 @@
 //! Data Standard 2.0 §6 and §7 for the EPC URI schemes; GS1 Digital Link URI Syntax 1.2
 //! §4.11 for the canonical form).
 //!
-//! This is the minimal conversion the hash needs. It will be switched to the `gs1` module's
-//! converter once that lands; the behaviour the event hash depends on is pinned by the tests
-//! below and by the GS1 vectors in `hash.rs`.
+//! This is the conversion the hash needs, to the letter of the hash algorithm (including EPC
+//! patterns). The crate's [`crate::epc`] converts EPC URIs for joining the trace graph; the two
+//! overlap and are to become one, with the behaviour the event hash depends on pinned by the
+//! tests below and by the GS1 vectors in `hash.rs`.
 
 /// Why a string is not an EPC URI this module can convert.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
