@@ -16,6 +16,7 @@
 //! | `GET /v1/devices/{id}/readings/{seq}/proof` | `agritrace/reading-proof/v1` file: reading → batch → entry → cosigned checkpoint (for `agritrace-verify --reading-proof`) |
 //! | `POST /v1/devices/import` | registers an `agritrace-device` manifest; loopback clients only |
 //! | `/v1/whoami`, `/v1/orgs/...`, `/v1/tokens/...`, `/v1/admin/...` | accounts: see [`crate::access`] |
+//! | `/v1/orgs/{org}/products`, `.../locations`, `.../plots` | master data: see [`crate::master`] |
 //!
 //! The reading routes answer 404 for a reading that is not committed and 503 with
 //! `Retry-After` while its entry is not yet in a published checkpoint. Errors are RFC 9457
@@ -56,6 +57,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// Organisations, members and API tokens.
     pub directory: Directory<Storage>,
+    /// Products, locations and plots.
+    pub master: crate::master::MasterData<Storage>,
 }
 
 /// The router; serve it with `into_make_service_with_connect_info::<SocketAddr>()` (device
@@ -81,6 +84,7 @@ pub fn router(state: AppState, body_bytes_max: usize) -> Router {
             get(reading_proof),
         )
         .merge(crate::access::routes())
+        .merge(crate::master::routes())
         .layer(DefaultBodyLimit::max(body_bytes_max))
         .with_state(state)
         .merge(log)

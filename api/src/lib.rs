@@ -10,6 +10,7 @@
 //! - [`metrics`]: Prometheus text rendering.
 //! - [`auth`]: organisations, members, roles, API tokens and the one authorisation policy.
 //! - [`geo`]: plot geolocation as the EU Deforestation Regulation asks for it.
+//! - [`master`]: products, locations and plots of an organisation.
 //! - [`access`]: the HTTP side of accounts (the caller extractor, `require`, account routes).
 
 pub mod access;
@@ -18,6 +19,7 @@ pub mod broker;
 pub mod config;
 pub mod geo;
 pub mod http;
+pub mod master;
 pub mod metrics;
 pub mod node;
 

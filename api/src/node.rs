@@ -253,6 +253,7 @@ impl Node {
             sequencer: log.sequencer.clone(),
             verifier_key: Arc::from(log.verifier_key.as_str()),
             directory: crate::auth::Directory::new(log.sequencer.storage().clone(), clock.clone()),
+            master: crate::master::MasterData::new(log.sequencer.storage().clone()),
             clock,
         };
         let app = crate::http::router(state, config.http_body_bytes_max);

@@ -1,0 +1,532 @@
+//! Master data of an organisation (issue "Traceability API", item 2): products (GTIN-14 with its
+//! check digit, names in Chinese and English, the storage temperature band), locations (farms,
+//! packhouses, ports; GLN where given) and plots of land with their EU Deforestation Regulation
+//! geolocation ([`crate::geo`]). Records are JSON in the node's store, keyed by organisation;
+//! a record once created is not overwritten (a second create answers 409), and a refused
+//! request writes nothing.
+//!
+//! | route | action | answers |
+//! |---|---|---|
+//! | `POST /v1/orgs/{org}/products`, `GET .../products`, `GET .../products/{gtin}` | `WriteMasterData` / `ReadRecords` | a product |
+//! | `POST /v1/orgs/{org}/locations`, `GET .../locations`, `GET .../locations/{id}` | `WriteMasterData` / `ReadRecords` | a location |
+//! | `POST /v1/orgs/{org}/plots`, `GET .../plots`, `GET .../plots/{id}` | `WriteMasterData` / `ReadRecords` | a plot, its GeoJSON and area |
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use gs1::{Gln, Gtin};
+use ingest::IngestStorage;
+use ledger::storage::SidecarRecord;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::access::{Caller, require};
+use crate::auth::model::is_country_code;
+use crate::auth::{Action, OrgId};
+use crate::geo::PlotGeometry;
+use crate::http::{ApiError, AppState};
+
+/// Products by `org 0x00 gtin14`.
+pub const PRODUCTS: &str = "md_products";
+/// Locations by `org 0x00 id`.
+pub const LOCATIONS: &str = "md_locations";
+/// Plots by `org 0x00 id`.
+pub const PLOTS: &str = "md_plots";
+/// Most records one list returns.
+pub const LIST_MAX: usize = 1_000;
+/// Longest name, in characters.
+pub const NAME_CHARS_MAX: usize = 200;
+/// The widest storage band taken, in hundredths of a degree Celsius.
+pub const STORAGE_CENTI_C: std::ops::RangeInclusive<i32> = -8_000..=6_000;
+
+/// A product.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Product {
+    /// Its owner.
+    pub org: OrgId,
+    /// GTIN-14.
+    pub gtin: Gtin,
+    /// Name in English.
+    pub name_en: String,
+    /// Name in Chinese.
+    pub name_zh: String,
+    /// Lowest storage temperature, hundredths of °C.
+    pub storage_min_centi_c: i32,
+    /// Highest storage temperature, hundredths of °C.
+    pub storage_max_centi_c: i32,
+    /// When it was created (Unix ms).
+    pub created_ms: u64,
+}
+
+/// What a location is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LocationKind {
+    /// A farm or orchard.
+    Farm,
+    /// A packhouse.
+    Packhouse,
+    /// A cold store or warehouse.
+    Warehouse,
+    /// A seaport, airport or inland port.
+    Port,
+    /// A border crossing.
+    BorderPost,
+    /// A market or a retailer's site.
+    Market,
+}
+
+/// A location.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Location {
+    /// Its owner.
+    pub org: OrgId,
+    /// Its id within the organisation.
+    pub id: OrgId,
+    /// What it is.
+    pub kind: LocationKind,
+    /// Its name.
+    pub name: String,
+    /// ISO 3166-1 alpha-2 country code.
+    pub country: String,
+    /// Its GLN, where it has one.
+    pub gln: Option<Gln>,
+    /// When it was created (Unix ms).
+    pub created_ms: u64,
+}
+
+/// A plot of land.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plot {
+    /// Its owner.
+    pub org: OrgId,
+    /// Its id within the organisation.
+    pub id: OrgId,
+    /// Its name.
+    pub name: String,
+    /// ISO 3166-1 alpha-2 country code of production.
+    pub country: String,
+    /// The farm location it belongs to, if given.
+    pub farm: Option<OrgId>,
+    /// Its area in hectares: computed from the polygon, or declared for a point.
+    pub area_ha: f64,
+    /// GeoJSON, six decimals.
+    pub geometry: Value,
+    /// When it was created (Unix ms).
+    pub created_ms: u64,
+}
+
+fn bad(reason: impl Into<String>) -> ApiError {
+    ApiError::BadRequest(reason.into())
+}
+
+fn check_name(what: &str, text: &str) -> Result<(), ApiError> {
+    if text.trim().is_empty()
+        || text.chars().count() > NAME_CHARS_MAX
+        || text.chars().any(char::is_control)
+    {
+        return Err(bad(format!(
+            "{what} must be 1 to {NAME_CHARS_MAX} characters without control characters"
+        )));
+    }
+    Ok(())
+}
+
+fn check_country(country: &str) -> Result<(), ApiError> {
+    if is_country_code(country) {
+        Ok(())
+    } else {
+        Err(bad(format!(
+            "{country:?} is not an ISO 3166-1 alpha-2 country code (two upper-case letters)"
+        )))
+    }
+}
+
+fn key(org: &OrgId, id: &str) -> Vec<u8> {
+    let mut key = org.as_str().as_bytes().to_vec();
+    key.push(0);
+    key.extend_from_slice(id.as_bytes());
+    key
+}
+
+fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| bad(format!("the request body is not as expected: {e}")))
+}
+
+fn json_answer(status: StatusCode, value: &Value) -> Response {
+    let mut response = (status, value.to_string()).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// The master-data store: one lock serialises "create if absent".
+#[derive(Debug, Clone)]
+pub struct MasterData<S> {
+    storage: S,
+    write: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl<S: IngestStorage> MasterData<S> {
+    /// The store over `storage`.
+    pub fn new(storage: S) -> Self {
+        Self {
+            storage,
+            write: Arc::new(tokio::sync::Mutex::new(())),
+        }
+    }
+
+    /// Stores `value` under `key` in `table` unless the key is taken.
+    async fn create<T: Serialize>(
+        &self,
+        table: &str,
+        key: Vec<u8>,
+        value: &T,
+        what: String,
+    ) -> Result<(), ApiError> {
+        let _guard = self.write.lock().await;
+        if self
+            .storage
+            .read(table, &key)
+            .map_err(|e| ApiError::Internal(format!("{e:#?}")))?
+            .is_some()
+        {
+            return Err(ApiError::Conflict(format!("{what} already exists")));
+        }
+        let value = serde_json::to_vec(value).map_err(|e| ApiError::Internal(e.to_string()))?;
+        self.storage
+            .put_records(vec![SidecarRecord {
+                table: table.to_owned(),
+                key,
+                value,
+            }])
+            .await
+            .map_err(|e| ApiError::Internal(format!("{e:#?}")))
+    }
+
+    fn get(&self, table: &str, key: &[u8]) -> Result<Option<Value>, ApiError> {
+        self.storage
+            .read(table, key)
+            .map_err(|e| ApiError::Internal(format!("{e:#?}")))?
+            .map(|bytes| {
+                serde_json::from_slice(&bytes).map_err(|e| ApiError::Internal(e.to_string()))
+            })
+            .transpose()
+    }
+
+    fn list(&self, table: &str, org: &OrgId) -> Result<Vec<Value>, ApiError> {
+        let from = key(org, "");
+        let mut to = from.clone();
+        to.push(0xff);
+        self.storage
+            .scan(table, &from, &to, LIST_MAX)
+            .map_err(|e| ApiError::Internal(format!("{e:#?}")))?
+            .into_iter()
+            .map(|(_, bytes)| {
+                serde_json::from_slice(&bytes).map_err(|e| ApiError::Internal(e.to_string()))
+            })
+            .collect()
+    }
+}
+
+/// The routes of this module, on the node's state.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/v1/orgs/{org}/products",
+            get(list_products).post(create_product),
+        )
+        .route("/v1/orgs/{org}/products/{gtin}", get(product))
+        .route(
+            "/v1/orgs/{org}/locations",
+            get(list_locations).post(create_location),
+        )
+        .route("/v1/orgs/{org}/locations/{id}", get(location))
+        .route("/v1/orgs/{org}/plots", get(list_plots).post(create_plot))
+        .route("/v1/orgs/{org}/plots/{id}", get(plot))
+}
+
+fn org_of(text: &str) -> Result<OrgId, ApiError> {
+    text.parse().map_err(|e| bad(format!("organisation: {e}")))
+}
+
+/// A new product.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewProduct {
+    gtin: String,
+    name_en: String,
+    name_zh: String,
+    storage_min_c: f64,
+    storage_max_c: f64,
+}
+
+fn centi(what: &str, celsius: f64) -> Result<i32, ApiError> {
+    let centi = (celsius * 100.0).round();
+    if !celsius.is_finite()
+        || !(f64::from(*STORAGE_CENTI_C.start())..=f64::from(*STORAGE_CENTI_C.end()))
+            .contains(&centi)
+    {
+        return Err(bad(format!("{what} {celsius} °C is outside -80..=60 °C")));
+    }
+    // In range: the conversion is exact.
+    #[allow(clippy::cast_possible_truncation)]
+    Ok(centi as i32)
+}
+
+async fn create_product(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(org): Path<String>,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
+    let org = org_of(&org)?;
+    require(&caller, Action::WriteMasterData, Some(&org))?;
+    let new: NewProduct = body(&bytes)?;
+    let gtin: Gtin = new.gtin.parse().map_err(|e| bad(format!("gtin: {e}")))?;
+    check_name("name_en", &new.name_en)?;
+    check_name("name_zh", &new.name_zh)?;
+    let (min, max) = (
+        centi("storage_min_c", new.storage_min_c)?,
+        centi("storage_max_c", new.storage_max_c)?,
+    );
+    if min >= max {
+        return Err(bad("storage_min_c must be below storage_max_c"));
+    }
+    let product = Product {
+        org: org.clone(),
+        gtin,
+        name_en: new.name_en,
+        name_zh: new.name_zh,
+        storage_min_centi_c: min,
+        storage_max_centi_c: max,
+        created_ms: state.clock.now_ms(),
+    };
+    let digits = gtin.digits();
+    state
+        .master
+        .create(
+            PRODUCTS,
+            key(&org, &digits),
+            &product,
+            format!("product {digits} of {org}"),
+        )
+        .await?;
+    Ok(json_answer(StatusCode::CREATED, &json!(product)))
+}
+
+async fn list_products(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(org): Path<String>,
+) -> Result<Response, ApiError> {
+    let org = org_of(&org)?;
+    require(&caller, Action::ReadRecords, Some(&org))?;
+    let products = state.master.list(PRODUCTS, &org)?;
+    Ok(json_answer(
+        StatusCode::OK,
+        &json!({ "products": products }),
+    ))
+}
+
+async fn product(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((org, gtin)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let org = org_of(&org)?;
+    require(&caller, Action::ReadRecords, Some(&org))?;
+    let gtin: Gtin = gtin.parse().map_err(|e| bad(format!("gtin: {e}")))?;
+    let found = state
+        .master
+        .get(PRODUCTS, &key(&org, &gtin.digits()))?
+        .ok_or_else(|| ApiError::NotFound(format!("no product {} of {org}", gtin.digits())))?;
+    Ok(json_answer(StatusCode::OK, &found))
+}
+
+/// A new location.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewLocation {
+    id: String,
+    kind: LocationKind,
+    name: String,
+    country: String,
+    #[serde(default)]
+    gln: Option<String>,
+}
+
+async fn create_location(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(org): Path<String>,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
+    let org = org_of(&org)?;
+    require(&caller, Action::WriteMasterData, Some(&org))?;
+    let new: NewLocation = body(&bytes)?;
+    let id: OrgId = new.id.parse().map_err(|e| bad(format!("id: {e}")))?;
+    check_name("name", &new.name)?;
+    check_country(&new.country)?;
+    let gln = new
+        .gln
+        .map(|g| g.parse::<Gln>().map_err(|e| bad(format!("gln: {e}"))))
+        .transpose()?;
+    let location = Location {
+        org: org.clone(),
+        id: id.clone(),
+        kind: new.kind,
+        name: new.name,
+        country: new.country,
+        gln,
+        created_ms: state.clock.now_ms(),
+    };
+    state
+        .master
+        .create(
+            LOCATIONS,
+            key(&org, id.as_str()),
+            &location,
+            format!("location {id} of {org}"),
+        )
+        .await?;
+    Ok(json_answer(StatusCode::CREATED, &json!(location)))
+}
+
+async fn list_locations(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(org): Path<String>,
+) -> Result<Response, ApiError> {
+    let org = org_of(&org)?;
+    require(&caller, Action::ReadRecords, Some(&org))?;
+    let locations = state.master.list(LOCATIONS, &org)?;
+    Ok(json_answer(
+        StatusCode::OK,
+        &json!({ "locations": locations }),
+    ))
+}
+
+async fn location(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((org, id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let org = org_of(&org)?;
+    require(&caller, Action::ReadRecords, Some(&org))?;
+    let found = state
+        .master
+        .get(LOCATIONS, &key(&org, &id))?
+        .ok_or_else(|| ApiError::NotFound(format!("no location {id} of {org}")))?;
+    Ok(json_answer(StatusCode::OK, &found))
+}
+
+/// A new plot.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewPlot {
+    id: String,
+    name: String,
+    country: String,
+    #[serde(default)]
+    farm: Option<String>,
+    /// Required for a point; for a polygon the area is computed.
+    #[serde(default)]
+    area_ha: Option<f64>,
+    geometry: Value,
+}
+
+async fn create_plot(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(org): Path<String>,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
+    let org = org_of(&org)?;
+    require(&caller, Action::WriteMasterData, Some(&org))?;
+    let new: NewPlot = body(&bytes)?;
+    let id: OrgId = new.id.parse().map_err(|e| bad(format!("id: {e}")))?;
+    check_name("name", &new.name)?;
+    check_country(&new.country)?;
+    let farm = match new.farm {
+        Some(farm) => {
+            let farm: OrgId = farm.parse().map_err(|e| bad(format!("farm: {e}")))?;
+            if state
+                .master
+                .get(LOCATIONS, &key(&org, farm.as_str()))?
+                .is_none()
+            {
+                return Err(bad(format!("farm: {org} has no location {farm}")));
+            }
+            Some(farm)
+        }
+        None => None,
+    };
+    let geometry =
+        PlotGeometry::from_geojson(&new.geometry).map_err(|e| bad(format!("geometry: {e}")))?;
+    let area_ha = match (&geometry, new.area_ha) {
+        (PlotGeometry::Point(_), Some(area)) if area.is_finite() && area > 0.0 => area,
+        (PlotGeometry::Point(_), _) => {
+            return Err(bad(
+                "area_ha: a plot given as a point needs its area in hectares (above 0)",
+            ));
+        }
+        (PlotGeometry::Polygon(_), _) => geometry.area_m2() / 10_000.0,
+    };
+    geometry
+        .check_plot_area(area_ha)
+        .map_err(|e| bad(format!("geometry: {e}")))?;
+    let plot = Plot {
+        org: org.clone(),
+        id: id.clone(),
+        name: new.name,
+        country: new.country,
+        farm,
+        area_ha,
+        geometry: geometry.to_geojson(),
+        created_ms: state.clock.now_ms(),
+    };
+    state
+        .master
+        .create(
+            PLOTS,
+            key(&org, id.as_str()),
+            &plot,
+            format!("plot {id} of {org}"),
+        )
+        .await?;
+    Ok(json_answer(StatusCode::CREATED, &json!(plot)))
+}
+
+async fn list_plots(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(org): Path<String>,
+) -> Result<Response, ApiError> {
+    let org = org_of(&org)?;
+    require(&caller, Action::ReadRecords, Some(&org))?;
+    let plots = state.master.list(PLOTS, &org)?;
+    Ok(json_answer(StatusCode::OK, &json!({ "plots": plots })))
+}
+
+async fn plot(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((org, id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let org = org_of(&org)?;
+    require(&caller, Action::ReadRecords, Some(&org))?;
+    let found = state
+        .master
+        .get(PLOTS, &key(&org, &id))?
+        .ok_or_else(|| ApiError::NotFound(format!("no plot {id} of {org}")))?;
+    Ok(json_answer(StatusCode::OK, &found))
+}

@@ -1,0 +1,120 @@
+//! Shared by the API's HTTP tests: a node on a temporary data directory with free ports, a
+//! client that speaks JSON with an optional token, and the bootstrap of an organisation with
+//! one member per role through the node's local admin routes (as `agritrace admin` does).
+#![allow(dead_code)] // Each test file uses a part.
+
+use std::collections::BTreeMap;
+
+use api::{Node, NodeConfig};
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{Value, json};
+
+pub struct Api {
+    pub base: String,
+    pub http: Client,
+}
+
+impl Api {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body.to_string());
+        }
+        let response = request.send().await.expect("the node answers");
+        let status = response.status();
+        let text = response.text().await.expect("a body");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// Bootstraps `org` with one member per role; returns each member's token by role name.
+    pub async fn bootstrap(&self, org: &str, roles: &[&str]) -> BTreeMap<String, String> {
+        let (status, body) = self
+            .call(
+                Method::POST,
+                "/v1/admin/orgs",
+                None,
+                Some(json!({ "id": org, "name": format!("{org} 组织"), "country": "CN" })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let mut tokens = BTreeMap::new();
+        for role in roles {
+            let member = format!("{role}-1");
+            let (status, body) = self
+                .call(
+                    Method::POST,
+                    &format!("/v1/admin/orgs/{org}/members"),
+                    None,
+                    Some(json!({ "id": member, "name": format!("The {role}"), "roles": [role] })),
+                )
+                .await;
+            assert_eq!(status, StatusCode::CREATED, "{body}");
+            let (status, body) = self
+                .call(
+                    Method::POST,
+                    &format!("/v1/admin/orgs/{org}/members/{member}/tokens"),
+                    None,
+                    Some(json!({ "label": "test" })),
+                )
+                .await;
+            assert_eq!(status, StatusCode::CREATED, "{body}");
+            tokens.insert(
+                (*role).to_owned(),
+                body["token"]
+                    .as_str()
+                    .expect("the token, shown once")
+                    .to_owned(),
+            );
+        }
+        tokens
+    }
+}
+
+pub const ROLES: [&str; 7] = [
+    "admin",
+    "producer",
+    "exporter",
+    "carrier",
+    "inspector",
+    "customs",
+    "auditor",
+];
+
+/// A node on `data` with free ports, and a client for it.
+pub async fn node_on(data: std::path::PathBuf) -> (Node, Api) {
+    let config = NodeConfig {
+        data_dir: data,
+        http_listen: "127.0.0.1:0".parse().expect("addr"),
+        broker: api::BrokerConfig {
+            port: 0,
+            ..api::BrokerConfig::default()
+        },
+        ..NodeConfig::default()
+    };
+    let node = Node::start(config).await.expect("the node starts");
+    let api = Api {
+        base: format!("http://{}", node.http_addr()),
+        http: Client::new(),
+    };
+    (node, api)
+}
+
+pub async fn start() -> (tempfile::TempDir, Node, Api) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (node, api) = node_on(dir.path().join("data")).await;
+    (dir, node, api)
+}
