@@ -893,21 +893,17 @@ async fn run_rounds<S: LogStorage>(task: RoundTask<S>) {
             return;
         }
         if !batch.is_empty() {
-            let started = Instant::now();
-            let count = u64::try_from(batch.len()).unwrap_or(u64::MAX);
             let round = Round {
                 storage: &storage,
                 config: &config,
                 durable: &durable,
                 health: &health,
+                stats: &stats,
+                started: Instant::now(),
             };
             match round.run(&mut edge, &mut batch, &mut stop).await {
-                RoundResult::Committed => {
-                    stats.rounds_committed.fetch_add(1, Ordering::Relaxed);
-                    stats.entries_committed.fetch_add(count, Ordering::Relaxed);
-                    let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-                    stats.last_round_micros.store(micros, Ordering::Relaxed);
-                }
+                // Counted by the round before it answered.
+                RoundResult::Committed => {}
                 RoundResult::NotCommitted => {
                     stats.rounds_failed.fetch_add(1, Ordering::Relaxed);
                 }
@@ -1025,9 +1021,28 @@ struct Round<'a, S> {
     config: &'a SequencerConfig,
     durable: &'a watch::Sender<LogState>,
     health: &'a HealthReporter,
+    stats: &'a SequencerStats,
+    started: Instant,
 }
 
 impl<S: LogStorage> Round<'_, S> {
+    /// Counts a durable round, then answers its submitters with their indexes (from `start`),
+    /// so that a submitter reading the stats after its answer finds its entry counted.
+    fn answer_landed(&self, start: u64, batch: &mut Vec<Submission>) {
+        let count = u64::try_from(batch.len()).unwrap_or(u64::MAX);
+        self.stats.rounds_committed.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .entries_committed
+            .fetch_add(count, Ordering::Relaxed);
+        let micros = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.stats
+            .last_round_micros
+            .store(micros, Ordering::Relaxed);
+        for (offset, submission) in (0u64..).zip(batch.drain(..)) {
+            let _ = submission.reply.send(Ok(LeafIndex(start + offset)));
+        }
+    }
+
     /// Runs one round: build, commit (with recovery), answer.
     async fn run(
         &self,
@@ -1063,9 +1078,7 @@ impl<S: LogStorage> Round<'_, S> {
                 let _ = self.durable.send(commit.next);
                 // A crash after the commit and before these answers is safe: the entries are
                 // durable, the submitters retry, and callers deduplicate.
-                for (offset, submission) in (0u64..).zip(batch.drain(..)) {
-                    let _ = submission.reply.send(Ok(LeafIndex(start + offset)));
-                }
+                self.answer_landed(start, batch);
                 RoundResult::Committed
             }
             RoundOutcome::NotLanded => {
@@ -1087,9 +1100,7 @@ impl<S: LogStorage> Round<'_, S> {
                 // them twice.
                 match self.settle_unknown(&commit, edge, stop).await {
                     Settled::Landed => {
-                        for (offset, submission) in (0u64..).zip(batch.drain(..)) {
-                            let _ = submission.reply.send(Ok(LeafIndex(start + offset)));
-                        }
+                        self.answer_landed(start, batch);
                         RoundResult::Committed
                     }
                     Settled::NotLanded => {
