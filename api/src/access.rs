@@ -23,8 +23,8 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequestParts, Path, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{StatusCode, header};
+use axum::response::Response;
 use axum::routing::{delete, get, post};
 use serde::Deserialize;
 use serde_json::json;
@@ -33,7 +33,7 @@ use crate::auth::{
     Action, AuthError, Decision, Directory, DirectoryError, MemberId, OrgId, Principal, Role,
     TokenId, TokenRecord, authorize,
 };
-use crate::http::{ApiError, AppState};
+use crate::http::{ApiError, AppState, json_body, json_status};
 use crate::node::Storage;
 
 /// The caller: `Some` with a valid token, `None` without an `Authorization` header. A header
@@ -117,33 +117,12 @@ fn directory_error(error: DirectoryError) -> ApiError {
     }
 }
 
-/// A JSON request body; an empty body reads as `{}`.
-fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    let body = if body.iter().all(u8::is_ascii_whitespace) {
-        b"{}".as_slice()
-    } else {
-        body
-    };
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::BadRequest(format!("the request body is not as expected: {e}")))
-}
-
-/// A JSON response with `status`.
-fn json(status: StatusCode, value: &serde_json::Value) -> Response {
-    let mut response = (status, value.to_string()).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
-}
-
 fn created(value: &serde_json::Value) -> Response {
-    json(StatusCode::CREATED, value)
+    json_status(StatusCode::CREATED, value)
 }
 
 fn ok(value: &serde_json::Value) -> Response {
-    json(StatusCode::OK, value)
+    json_status(StatusCode::OK, value)
 }
 
 fn token_json(record: &TokenRecord) -> serde_json::Value {

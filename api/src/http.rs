@@ -174,7 +174,25 @@ fn bytes(content_type: &'static str, body: Vec<u8>) -> Response {
 }
 
 fn json_response(value: &serde_json::Value) -> Response {
-    bytes("application/json", value.to_string().into_bytes())
+    json_status(StatusCode::OK, value)
+}
+
+/// A JSON response with `status`.
+pub(crate) fn json_status(status: StatusCode, value: &serde_json::Value) -> Response {
+    let mut response = bytes("application/json", value.to_string().into_bytes());
+    *response.status_mut() = status;
+    response
+}
+
+/// A JSON request body (400 naming what is wrong); an empty body reads as `{}`.
+pub(crate) fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let body = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}".as_slice()
+    } else {
+        body
+    };
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("the request body is not as expected: {e}")))
 }
 
 /// Lowercase hex of `bytes`.

@@ -16,8 +16,8 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use axum::routing::get;
 use gs1::{Gln, Gtin};
 use ingest::IngestStorage;
@@ -26,10 +26,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::access::{Caller, require};
+use crate::auth::directory::org_key as key;
 use crate::auth::model::is_country_code;
 use crate::auth::{Action, OrgId};
 use crate::geo::PlotGeometry;
-use crate::http::{ApiError, AppState};
+use crate::http::{ApiError, AppState, json_body, json_status};
 
 /// Products by `org 0x00 gtin14`.
 pub const PRODUCTS: &str = "md_products";
@@ -145,27 +146,6 @@ fn check_country(country: &str) -> Result<(), ApiError> {
             "{country:?} is not an ISO 3166-1 alpha-2 country code (two upper-case letters)"
         )))
     }
-}
-
-fn key(org: &OrgId, id: &str) -> Vec<u8> {
-    let mut key = org.as_str().as_bytes().to_vec();
-    key.push(0);
-    key.extend_from_slice(id.as_bytes());
-    key
-}
-
-fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| bad(format!("the request body is not as expected: {e}")))
-}
-
-fn json_answer(status: StatusCode, value: &Value) -> Response {
-    let mut response = (status, value.to_string()).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
 }
 
 /// The master-data store: one lock serialises "create if absent".
@@ -290,7 +270,7 @@ async fn create_product(
 ) -> Result<Response, ApiError> {
     let org = org_of(&org)?;
     require(&caller, Action::WriteMasterData, Some(&org))?;
-    let new: NewProduct = body(&bytes)?;
+    let new: NewProduct = json_body(&bytes)?;
     let gtin: Gtin = new.gtin.parse().map_err(|e| bad(format!("gtin: {e}")))?;
     check_name("name_en", &new.name_en)?;
     check_name("name_zh", &new.name_zh)?;
@@ -320,36 +300,24 @@ async fn create_product(
             format!("product {digits} of {org}"),
         )
         .await?;
-    Ok(json_answer(StatusCode::CREATED, &json!(product)))
+    Ok(json_status(StatusCode::CREATED, &json!(product)))
 }
 
 async fn list_products(
-    State(state): State<AppState>,
+    state: State<AppState>,
     caller: Caller,
     Path(org): Path<String>,
 ) -> Result<Response, ApiError> {
-    let org = org_of(&org)?;
-    require(&caller, Action::ReadRecords, Some(&org))?;
-    let products = state.master.list(PRODUCTS, &org)?;
-    Ok(json_answer(
-        StatusCode::OK,
-        &json!({ "products": products }),
-    ))
+    list_of(state, &caller, &org, PRODUCTS, "products")
 }
 
 async fn product(
-    State(state): State<AppState>,
+    state: State<AppState>,
     caller: Caller,
     Path((org, gtin)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let org = org_of(&org)?;
-    require(&caller, Action::ReadRecords, Some(&org))?;
     let gtin: Gtin = gtin.parse().map_err(|e| bad(format!("gtin: {e}")))?;
-    let found = state
-        .master
-        .get(PRODUCTS, &key(&org, &gtin.digits()))?
-        .ok_or_else(|| ApiError::NotFound(format!("no product {} of {org}", gtin.digits())))?;
-    Ok(json_answer(StatusCode::OK, &found))
+    one_of(state, &caller, &org, PRODUCTS, "product", &gtin.digits())
 }
 
 /// A new location.
@@ -372,7 +340,7 @@ async fn create_location(
 ) -> Result<Response, ApiError> {
     let org = org_of(&org)?;
     require(&caller, Action::WriteMasterData, Some(&org))?;
-    let new: NewLocation = body(&bytes)?;
+    let new: NewLocation = json_body(&bytes)?;
     let id: OrgId = new.id.parse().map_err(|e| bad(format!("id: {e}")))?;
     check_name("name", &new.name)?;
     check_country(&new.country)?;
@@ -398,35 +366,23 @@ async fn create_location(
             format!("location {id} of {org}"),
         )
         .await?;
-    Ok(json_answer(StatusCode::CREATED, &json!(location)))
+    Ok(json_status(StatusCode::CREATED, &json!(location)))
 }
 
 async fn list_locations(
-    State(state): State<AppState>,
+    state: State<AppState>,
     caller: Caller,
     Path(org): Path<String>,
 ) -> Result<Response, ApiError> {
-    let org = org_of(&org)?;
-    require(&caller, Action::ReadRecords, Some(&org))?;
-    let locations = state.master.list(LOCATIONS, &org)?;
-    Ok(json_answer(
-        StatusCode::OK,
-        &json!({ "locations": locations }),
-    ))
+    list_of(state, &caller, &org, LOCATIONS, "locations")
 }
 
 async fn location(
-    State(state): State<AppState>,
+    state: State<AppState>,
     caller: Caller,
     Path((org, id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let org = org_of(&org)?;
-    require(&caller, Action::ReadRecords, Some(&org))?;
-    let found = state
-        .master
-        .get(LOCATIONS, &key(&org, &id))?
-        .ok_or_else(|| ApiError::NotFound(format!("no location {id} of {org}")))?;
-    Ok(json_answer(StatusCode::OK, &found))
+    one_of(state, &caller, &org, LOCATIONS, "location", &id)
 }
 
 /// A new plot.
@@ -452,7 +408,7 @@ async fn create_plot(
 ) -> Result<Response, ApiError> {
     let org = org_of(&org)?;
     require(&caller, Action::WriteMasterData, Some(&org))?;
-    let new: NewPlot = body(&bytes)?;
+    let new: NewPlot = json_body(&bytes)?;
     let id: OrgId = new.id.parse().map_err(|e| bad(format!("id: {e}")))?;
     check_name("name", &new.name)?;
     check_country(&new.country)?;
@@ -503,30 +459,53 @@ async fn create_plot(
             format!("plot {id} of {org}"),
         )
         .await?;
-    Ok(json_answer(StatusCode::CREATED, &json!(plot)))
+    Ok(json_status(StatusCode::CREATED, &json!(plot)))
 }
 
 async fn list_plots(
-    State(state): State<AppState>,
+    state: State<AppState>,
     caller: Caller,
     Path(org): Path<String>,
 ) -> Result<Response, ApiError> {
-    let org = org_of(&org)?;
-    require(&caller, Action::ReadRecords, Some(&org))?;
-    let plots = state.master.list(PLOTS, &org)?;
-    Ok(json_answer(StatusCode::OK, &json!({ "plots": plots })))
+    list_of(state, &caller, &org, PLOTS, "plots")
 }
 
 async fn plot(
-    State(state): State<AppState>,
+    state: State<AppState>,
     caller: Caller,
     Path((org, id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let org = org_of(&org)?;
-    require(&caller, Action::ReadRecords, Some(&org))?;
+    one_of(state, &caller, &org, PLOTS, "plot", &id)
+}
+
+/// An organisation's records of `table`, as `{"<plural>": [...]}`.
+fn list_of(
+    State(state): State<AppState>,
+    caller: &Caller,
+    org: &str,
+    table: &str,
+    plural: &str,
+) -> Result<Response, ApiError> {
+    let org = org_of(org)?;
+    require(caller, Action::ReadRecords, Some(&org))?;
+    let records = state.master.list(table, &org)?;
+    Ok(json_status(StatusCode::OK, &json!({ plural: records })))
+}
+
+/// One record of `table` by its id within the organisation.
+fn one_of(
+    State(state): State<AppState>,
+    caller: &Caller,
+    org: &str,
+    table: &str,
+    singular: &str,
+    id: &str,
+) -> Result<Response, ApiError> {
+    let org = org_of(org)?;
+    require(caller, Action::ReadRecords, Some(&org))?;
     let found = state
         .master
-        .get(PLOTS, &key(&org, &id))?
-        .ok_or_else(|| ApiError::NotFound(format!("no plot {id} of {org}")))?;
-    Ok(json_answer(StatusCode::OK, &found))
+        .get(table, &key(&org, id))?
+        .ok_or_else(|| ApiError::NotFound(format!("no {singular} {id} of {org}")))?;
+    Ok(json_status(StatusCode::OK, &found))
 }

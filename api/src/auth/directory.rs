@@ -101,11 +101,18 @@ impl<S: Clone> Clone for Directory<S> {
     }
 }
 
-fn member_key(org: &OrgId, member: &MemberId) -> Vec<u8> {
+/// The store key of a record `id` owned by `org`: `org 0x00 id` (identifiers never hold 0x00,
+/// so an organisation's records are one key range).
+#[must_use]
+pub fn org_key(org: &OrgId, id: &str) -> Vec<u8> {
     let mut key = org.as_str().as_bytes().to_vec();
     key.push(0);
-    key.extend_from_slice(member.as_str().as_bytes());
+    key.extend_from_slice(id.as_bytes());
     key
+}
+
+fn member_key(org: &OrgId, member: &MemberId) -> Vec<u8> {
+    org_key(org, member.as_str())
 }
 
 /// `[prefix, prefix + 0xff)`: every key that starts with `prefix` (identifiers are ASCII).
