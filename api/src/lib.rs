@@ -12,10 +12,12 @@
 //! - [`geo`]: plot geolocation as the EU Deforestation Regulation asks for it.
 //! - [`master`]: products, locations and plots of an organisation.
 //! - [`access`]: the HTTP side of accounts (the caller extractor, `require`, account routes).
+//! - [`coldchain`]: the cold chain of a custody window from the devices' committed readings.
 
 pub mod access;
 pub mod auth;
 pub mod broker;
+pub mod coldchain;
 pub mod config;
 pub mod geo;
 pub mod http;
