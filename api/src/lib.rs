@@ -13,12 +13,14 @@
 //! - [`master`]: products, locations and plots of an organisation.
 //! - [`access`]: the HTTP side of accounts (the caller extractor, `require`, account routes).
 //! - [`coldchain`]: the cold chain of a custody window from the devices' committed readings.
+//! - [`fsma`]: the FSMA 204 sortable spreadsheet from stored EPCIS events.
 
 pub mod access;
 pub mod auth;
 pub mod broker;
 pub mod coldchain;
 pub mod config;
+pub mod fsma;
 pub mod geo;
 pub mod http;
 pub mod master;
