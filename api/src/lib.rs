@@ -14,6 +14,7 @@
 //! - [`access`]: the HTTP side of accounts (the caller extractor, `require`, account routes).
 //! - [`coldchain`]: the cold chain of a custody window from the devices' committed readings.
 //! - [`fsma`]: the FSMA 204 sortable spreadsheet from stored EPCIS events.
+//! - [`trace`]: the trace graph (backward, forward) and the recall of a lot.
 
 pub mod access;
 pub mod auth;
@@ -26,6 +27,7 @@ pub mod http;
 pub mod master;
 pub mod metrics;
 pub mod node;
+pub mod trace;
 
 pub use config::{BrokerConfig, ConfigError, NodeConfig, WitnessConfig};
 pub use node::{Node, NodeError, import_offline, load_or_create_log_key, open_log};
