@@ -12,6 +12,7 @@
 //! - [`geo`]: plot geolocation as the EU Deforestation Regulation asks for it.
 //! - [`master`]: products, locations and plots of an organisation.
 //! - [`access`]: the HTTP side of accounts (the caller extractor, `require`, account routes).
+//! - [`resolver`]: the GS1 Digital Link resolver, QR codes and scan counts of serialised items.
 
 pub mod access;
 pub mod auth;
@@ -22,6 +23,7 @@ pub mod http;
 pub mod master;
 pub mod metrics;
 pub mod node;
+pub mod resolver;
 
 pub use config::{BrokerConfig, ConfigError, NodeConfig, WitnessConfig};
 pub use node::{Node, NodeError, import_offline, load_or_create_log_key, open_log};
