@@ -147,6 +147,10 @@ pub struct NodeConfig {
     /// Largest request body of the HTTP API (a device manifest is the largest), bytes.
     /// 1,024..=16 MiB. Default 16 MiB.
     pub http_body_bytes_max: usize,
+    /// The node's public origin (`https://trace.example.cn`): the stem of the GS1 Digital
+    /// Links it resolves and prints in QR codes. Empty: `http://{http_listen}`. Env
+    /// `AGRITRACE_PUBLIC_URL`.
+    pub public_url: String,
 }
 
 impl Default for NodeConfig {
@@ -163,6 +167,7 @@ impl Default for NodeConfig {
             witness_timeout_ms: 5_000,
             witnesses: Vec::new(),
             http_body_bytes_max: ingest::registry::MANIFEST_BYTES_MAX,
+            public_url: String::new(),
         }
     }
 }
@@ -274,6 +279,9 @@ impl NodeConfig {
         if let Some(v) = env_value("AGRITRACE_ROUND_PERIOD_MS", lookup)? {
             self.round_period_ms = v;
         }
+        if let Some(v) = env_value::<String>("AGRITRACE_PUBLIC_URL", lookup)? {
+            self.public_url = v;
+        }
         Ok(())
     }
 
@@ -318,6 +326,10 @@ impl NodeConfig {
             1024,
             ingest::registry::MANIFEST_BYTES_MAX,
         )?;
+        if !self.public_url.is_empty() {
+            crate::resolver::BaseUrl::parse(&self.public_url)
+                .map_err(|e| ConfigError::Invalid(format!("public_url: {e}")))?;
+        }
         if self.witnesses.len() > WITNESSES_MAX {
             return Err(ConfigError::Invalid(format!(
                 "at most {WITNESSES_MAX} witnesses"

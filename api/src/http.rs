@@ -17,6 +17,7 @@
 //! | `POST /v1/devices/import` | registers an `agritrace-device` manifest; loopback clients only |
 //! | `/v1/whoami`, `/v1/orgs/...`, `/v1/tokens/...`, `/v1/admin/...` | accounts: see [`crate::access`] |
 //! | `/v1/orgs/{org}/products`, `.../locations`, `.../plots` | master data: see [`crate::master`] |
+//! | `/01/...`, `/.well-known/gs1resolver`, `/v1/public/01/...`, `/qr/01/...`, `/v1/scans/01/...` | GS1 Digital Link resolver, QR codes, scan counts: see [`crate::resolver`] |
 //!
 //! The reading routes answer 404 for a reading that is not committed and 503 with
 //! `Retry-After` while its entry is not yet in a published checkpoint. Errors are RFC 9457
@@ -59,6 +60,8 @@ pub struct AppState {
     pub directory: Directory<Storage>,
     /// Products, locations and plots.
     pub master: crate::master::MasterData<Storage>,
+    /// The GS1 Digital Link resolver: base URL and scan counts.
+    pub resolver: crate::resolver::Resolver,
 }
 
 /// The router; serve it with `into_make_service_with_connect_info::<SocketAddr>()` (device
@@ -85,6 +88,7 @@ pub fn router(state: AppState, body_bytes_max: usize) -> Router {
         )
         .merge(crate::access::routes())
         .merge(crate::master::routes())
+        .merge(crate::resolver::routes())
         .layer(DefaultBodyLimit::max(body_bytes_max))
         .with_state(state)
         .merge(log)

@@ -15,6 +15,7 @@
 //! - [`coldchain`]: the cold chain of a custody window from the devices' committed readings.
 //! - [`fsma`]: the FSMA 204 sortable spreadsheet from stored EPCIS events.
 //! - [`trace`]: the trace graph (backward, forward) and the recall of a lot.
+//! - [`resolver`]: the GS1 Digital Link resolver, QR codes and scan counts of serialised items.
 
 pub mod access;
 pub mod auth;
@@ -27,6 +28,7 @@ pub mod http;
 pub mod master;
 pub mod metrics;
 pub mod node;
+pub mod resolver;
 pub mod trace;
 
 pub use config::{BrokerConfig, ConfigError, NodeConfig, WitnessConfig};

@@ -3,7 +3,10 @@
 //! packhouses, ports; GLN where given) and plots of land with their EU Deforestation Regulation
 //! geolocation ([`crate::geo`]). Records are JSON in the node's store, keyed by organisation;
 //! a record once created is not overwritten (a second create answers 409), and a refused
-//! request writes nothing.
+//! request writes nothing. A GTIN belongs to one organisation on the node: its owner is indexed
+//! ([`GTIN_OWNERS`]) in the same transaction as the product, a second organisation creating it
+//! gets 409, and [`MasterData::product_by_gtin`] finds a product by GTIN alone (the GS1 Digital
+//! Link resolver's lookup, [`crate::resolver`]).
 //!
 //! | route | action | answers |
 //! |---|---|---|
@@ -34,6 +37,11 @@ use crate::http::{ApiError, AppState, json_body, json_status};
 
 /// Products by `org 0x00 gtin14`.
 pub const PRODUCTS: &str = "md_products";
+/// The owner of each registered GTIN: `gtin14` -> organisation id (written with the product,
+/// in the same transaction; a GTIN belongs to one organisation on a node).
+pub const GTIN_OWNERS: &str = "md_gtin_owners";
+/// Most products the GTIN lookup keeps in memory (the Digital Link resolver's hot path).
+pub const GTIN_CACHE_ENTRIES_MAX: usize = 100_000;
 /// Locations by `org 0x00 id`.
 pub const LOCATIONS: &str = "md_locations";
 /// Plots by `org 0x00 id`.
@@ -149,10 +157,16 @@ fn check_country(country: &str) -> Result<(), ApiError> {
 }
 
 /// The master-data store: one lock serialises "create if absent".
+///
+/// Products by GTIN are cached in memory, positive answers only and at most
+/// [`GTIN_CACHE_ENTRIES_MAX`] of them: a product is never changed or deleted once created, so
+/// a cached one is never stale, and a GTIN not yet registered is always read from the store,
+/// so it is found the moment its product is created.
 #[derive(Debug, Clone)]
 pub struct MasterData<S> {
     storage: S,
     write: Arc<tokio::sync::Mutex<()>>,
+    by_gtin: Arc<std::sync::RwLock<std::collections::HashMap<Gtin, Arc<Product>>>>,
 }
 
 impl<S: IngestStorage> MasterData<S> {
@@ -161,7 +175,95 @@ impl<S: IngestStorage> MasterData<S> {
         Self {
             storage,
             write: Arc::new(tokio::sync::Mutex::new(())),
+            by_gtin: Arc::default(),
         }
+    }
+
+    /// The product registered under `gtin` on this node, whichever organisation owns it
+    /// (through [`GTIN_OWNERS`]; cached).
+    ///
+    /// # Errors
+    /// 500 if the store fails or holds a record that does not decode.
+    pub fn product_by_gtin(&self, gtin: Gtin) -> Result<Option<Arc<Product>>, ApiError> {
+        // A poisoned lock only means a panic elsewhere while it was held; the map is still a
+        // valid cache of immutable records.
+        if let Some(found) = self
+            .by_gtin
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&gtin)
+        {
+            return Ok(Some(found.clone()));
+        }
+        let digits = gtin.digits();
+        let internal = |e: String| ApiError::Internal(e);
+        let Some(owner) = self
+            .storage
+            .read(GTIN_OWNERS, digits.as_bytes())
+            .map_err(|e| internal(format!("{e:#?}")))?
+        else {
+            return Ok(None);
+        };
+        let owner: OrgId = String::from_utf8(owner)
+            .map_err(|e| internal(e.to_string()))?
+            .parse()
+            .map_err(|e| internal(format!("GTIN owner record: {e}")))?;
+        let Some(bytes) = self
+            .storage
+            .read(PRODUCTS, &key(&owner, &digits))
+            .map_err(|e| internal(format!("{e:#?}")))?
+        else {
+            return Err(internal(format!(
+                "GTIN {digits} is owned by {owner} but its product record is missing"
+            )));
+        };
+        let product: Arc<Product> =
+            Arc::new(serde_json::from_slice(&bytes).map_err(|e| internal(e.to_string()))?);
+        let mut cache = self
+            .by_gtin
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if cache.len() >= GTIN_CACHE_ENTRIES_MAX {
+            // Bounded: start over rather than track recency; the store answers the misses.
+            cache.clear();
+        }
+        cache.insert(gtin, product.clone());
+        Ok(Some(product))
+    }
+
+    /// Stores a new product and its GTIN's owner in one transaction, unless the organisation
+    /// already has it or another organisation registered the GTIN (409 either way).
+    async fn create_product(&self, product: &Product) -> Result<(), ApiError> {
+        let digits = product.gtin.digits();
+        let _guard = self.write.lock().await;
+        let owner = self
+            .storage
+            .read(GTIN_OWNERS, digits.as_bytes())
+            .map_err(|e| ApiError::Internal(format!("{e:#?}")))?;
+        if let Some(owner) = owner {
+            let owner = String::from_utf8_lossy(&owner);
+            return Err(ApiError::Conflict(if owner == product.org.as_str() {
+                format!("product {digits} of {} already exists", product.org)
+            } else {
+                format!("GTIN {digits} is already registered on this node by another organisation")
+            }));
+        }
+        let value = serde_json::to_vec(product).map_err(|e| ApiError::Internal(e.to_string()))?;
+        self.storage
+            .put_records(vec![
+                SidecarRecord {
+                    table: PRODUCTS.to_owned(),
+                    key: key(&product.org, &digits),
+                    value,
+                },
+                SidecarRecord {
+                    table: GTIN_OWNERS.to_owned(),
+                    key: digits.into_bytes(),
+                    value: product.org.as_str().as_bytes().to_vec(),
+                },
+            ])
+            .await
+            .map_err(|e| ApiError::Internal(format!("{e:#?}")))
     }
 
     /// Stores `value` under `key` in `table` unless the key is taken.
@@ -290,16 +392,7 @@ async fn create_product(
         storage_max_centi_c: max,
         created_ms: state.clock.now_ms(),
     };
-    let digits = gtin.digits();
-    state
-        .master
-        .create(
-            PRODUCTS,
-            key(&org, &digits),
-            &product,
-            format!("product {digits} of {org}"),
-        )
-        .await?;
+    state.master.create_product(&product).await?;
     Ok(json_status(StatusCode::CREATED, &json!(product)))
 }
 

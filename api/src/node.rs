@@ -215,6 +215,7 @@ pub struct Node {
     sequencer_tasks: SequencerTasks,
     http_stop: watch::Sender<bool>,
     http: JoinHandle<std::io::Result<()>>,
+    scan_tasks: crate::resolver::scans::ScanTasks,
 }
 
 impl Node {
@@ -248,12 +249,20 @@ impl Node {
         let http_addr = listener
             .local_addr()
             .map_err(io("reading the HTTP listen address"))?;
+        let base = crate::resolver::base_url(&config.public_url, http_addr)
+            .map_err(|e| ConfigError::Invalid(format!("public_url: {e}")))?;
+        let resolver = crate::resolver::Resolver::new(base);
+        let scan_tasks = crate::resolver::scans::start(
+            resolver.scans().clone(),
+            log.sequencer.storage().clone(),
+        );
         let state = crate::http::AppState {
             ingest: ingest.clone(),
             sequencer: log.sequencer.clone(),
             verifier_key: Arc::from(log.verifier_key.as_str()),
             directory: crate::auth::Directory::new(log.sequencer.storage().clone(), clock.clone()),
             master: crate::master::MasterData::new(log.sequencer.storage().clone()),
+            resolver,
             clock,
         };
         let app = crate::http::router(state, config.http_body_bytes_max);
@@ -279,6 +288,7 @@ impl Node {
             sequencer_tasks: log.tasks,
             http_stop,
             http,
+            scan_tasks,
         })
     }
 
@@ -336,6 +346,8 @@ impl Node {
         if !self.http.is_finished() {
             let _ = tokio::time::timeout(Duration::from_secs(5), self.http).await;
         }
+        // No request counts a scan any more: write the last ones.
+        self.scan_tasks.shutdown().await;
         self.sequencer_tasks.shutdown().await;
     }
 }

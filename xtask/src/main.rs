@@ -12,9 +12,12 @@
 //! * `bench` — runs the benchmarks whose figures BENCHMARKS.md records.
 //! * `bench-node` — the node's readings through Mosquitto to the log: throughput and latency
 //!   beside a broker-only baseline and the verification ceiling ([`bench_node`]).
+//! * `bench-resolver` — the GS1 Digital Link resolver's requests/s with `wrk`, beside
+//!   `/healthz` of the same node ([`bench_resolver`]).
 //! * `fuzz [seconds]` — only the fuzz targets.
 
 mod bench_node;
+mod bench_resolver;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -42,6 +45,7 @@ fn main() -> ExitCode {
         Some("demo") => demo(),
         Some("bench") => bench(),
         Some("bench-node") => bench_node::bench_node(),
+        Some("bench-resolver") => bench_resolver::bench_resolver(),
         Some("fuzz") => {
             let runs = args
                 .get(1)
@@ -61,6 +65,7 @@ fn main() -> ExitCode {
                  demo              run the node with 30 simulated devices streaming; prints where to look\n  \
                  bench             run the benchmarks recorded in BENCHMARKS.md\n  \
                  bench-node        the node through Mosquitto: readings/s and latency beside a broker baseline\n  \
+                 bench-resolver    the Digital Link resolver with wrk: requests/s beside /healthz\n  \
                  fuzz [RUNS]       run every fuzz target for RUNS iterations (default 1000000)"
             );
             return ExitCode::from(2);
@@ -316,7 +321,8 @@ fn bench() -> Result<()> {
         )?;
     }
     install_debian_packages()?;
-    bench_node::bench_node()
+    bench_node::bench_node()?;
+    bench_resolver::bench_resolver()
 }
 
 fn devices(args: &[String]) -> Result<()> {

@@ -1,0 +1,478 @@
+//! The GS1 Digital Link resolver over real HTTP: redirects to the default link and to one link
+//! type, the RFC 9264 linkset, HEAD, OPTIONS and CORS, every kind of bad input answered 400
+//! with a problem document (and an unknown GTIN 404), QR codes as SVG and PNG, and scan counts
+//! of serialised codes that survive a restart of the node.
+
+mod common;
+
+use api::resolver::qr::{Level, Matrix, ModulePx};
+use common::{Api, node_on};
+use reqwest::header::{HeaderMap, HeaderValue};
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{Value, json};
+
+const GTIN: &str = "06901234567892";
+
+/// A client that shows redirects instead of following them.
+fn no_redirects(api: Api) -> Api {
+    Api {
+        base: api.base,
+        http: Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("a client"),
+    }
+}
+
+/// An answer: status, headers, body bytes.
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+async fn send(api: &Api, method: Method, path: &str, headers: &[(&str, &str)]) -> Answer {
+    let mut request = api.http.request(method, format!("{}{path}", api.base));
+    for (name, value) in headers {
+        request = request.header(*name, HeaderValue::from_str(value).expect("a header"));
+    }
+    let response = request.send().await.expect("the node answers");
+    Answer {
+        status: response.status(),
+        headers: response.headers().clone(),
+        body: response.bytes().await.expect("a body").to_vec(),
+    }
+}
+
+async fn get(api: &Api, path: &str) -> Answer {
+    send(api, Method::GET, path, &[]).await
+}
+
+/// A node with organisation `menghai-coop` (producer, auditor) owning the mango product, and
+/// `rival` (admin, auditor); returns their tokens.
+async fn setup(
+    data: std::path::PathBuf,
+) -> (
+    api::Node,
+    Api,
+    std::collections::BTreeMap<String, String>,
+    std::collections::BTreeMap<String, String>,
+) {
+    let (node, api) = node_on(data).await;
+    let api = no_redirects(api);
+    let coop = api
+        .bootstrap("menghai-coop", &["producer", "auditor"])
+        .await;
+    let rival = api.bootstrap("rival", &["admin", "auditor"]).await;
+    let mango = json!({
+        "gtin": GTIN, "name_en": "Mango, Guifei", "name_zh": "贵妃芒",
+        "storage_min_c": 10.0, "storage_max_c": 13.0,
+    });
+    let (status, answer) = api
+        .call(
+            Method::POST,
+            "/v1/orgs/menghai-coop/products",
+            Some(&coop["producer"]),
+            Some(mango.clone()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    // A GTIN belongs to one organisation on the node.
+    let (status, answer) = api
+        .call(
+            Method::POST,
+            "/v1/orgs/rival/products",
+            Some(&rival["admin"]),
+            Some(mango),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+    (node, api, coop, rival)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_redirect_to_their_links_and_answer_linksets() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (node, api, _, _) = setup(dir.path().join("data")).await;
+    let base = api.base.clone();
+
+    // No linkType: 307 to the default link, with the linkset's address in `Link`.
+    let answer = get(&api, &format!("/01/{GTIN}/10/LOT-2026-07?17=261231")).await;
+    assert_eq!(answer.status, StatusCode::TEMPORARY_REDIRECT);
+    assert_eq!(
+        answer.header("location"),
+        format!("{base}/v1/public/01/{GTIN}/10/LOT-2026-07?17=261231")
+    );
+    assert_eq!(
+        answer.header("link"),
+        format!(
+            "<{base}/01/{GTIN}/10/LOT-2026-07?linkType=linkset>; rel=\"linkset\"; \
+             type=\"application/linkset+json\""
+        )
+    );
+    assert_eq!(answer.header("access-control-allow-origin"), "*");
+    // A GTIN-13 is the same key, written as its GTIN-14.
+    let answer = get(&api, "/01/6901234567892").await;
+    assert_eq!(answer.status, StatusCode::TEMPORARY_REDIRECT);
+    assert_eq!(
+        answer.header("location"),
+        format!("{base}/v1/public/01/{GTIN}")
+    );
+
+    // The default link: a public summary in both languages.
+    let answer = get(
+        &api,
+        &format!("/v1/public/01/{GTIN}/10/LOT-2026-07?17=261231"),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.header("access-control-allow-origin"), "*");
+    let summary = answer.json();
+    assert_eq!(summary["product"]["name"]["zh"], "贵妃芒");
+    assert_eq!(summary["product"]["storage_c"]["min"], 10.0);
+    assert_eq!(summary["owner"]["name"], "menghai-coop 组织");
+    assert_eq!(summary["owner"]["country"], "CN");
+    assert_eq!(summary["lot"], "LOT-2026-07");
+    assert_eq!(summary["attributes"]["17"], "261231");
+    assert_eq!(
+        summary["links"]["traceability"],
+        format!("{base}/trace/01/{GTIN}/10/LOT-2026-07")
+    );
+
+    // The linkset, three ways.
+    let path = format!("/01/{GTIN}/10/LOT-2026-07");
+    for answer in [
+        get(&api, &format!("{path}?linkType=linkset")).await,
+        get(&api, &format!("{path}?linkType=all")).await,
+        send(
+            &api,
+            Method::GET,
+            &path,
+            &[("accept", "application/linkset+json")],
+        )
+        .await,
+    ] {
+        assert_eq!(answer.status, StatusCode::OK);
+        assert_eq!(answer.header("content-type"), "application/linkset+json");
+        assert_eq!(answer.header("access-control-allow-origin"), "*");
+        let set = answer.json();
+        let contexts = set["linkset"].as_array().expect("linkset is an array");
+        assert_eq!(contexts.len(), 1);
+        let context = &contexts[0];
+        assert_eq!(context["anchor"], format!("{base}{path}"));
+        for (term, href) in [
+            ("defaultLink", format!("{base}/v1/public{path}")),
+            ("pip", format!("{base}/v1/public{path}")),
+            ("traceability", format!("{base}/trace{path}")),
+            (
+                "epcis",
+                format!(
+                    "{base}/epcis/events?MATCH_anyEPC=https%3A%2F%2Fid.gs1.org%2F01%2F{GTIN}%2F10%2FLOT-2026-07"
+                ),
+            ),
+        ] {
+            let targets = &context[format!("https://gs1.org/voc/{term}")];
+            assert_eq!(targets[0]["href"], href, "{term}");
+            assert!(targets[0]["title"].is_string(), "{term}");
+            assert!(targets[0]["type"].is_string(), "{term}");
+        }
+        assert_eq!(
+            context["https://gs1.org/voc/defaultLink"][0]["hreflang"],
+            json!(["en", "zh"])
+        );
+    }
+
+    // One link type: 307 to it, or 404 when this node has none.
+    let answer = get(&api, &format!("{path}?linkType=gs1:traceability")).await;
+    assert_eq!(answer.status, StatusCode::TEMPORARY_REDIRECT);
+    assert_eq!(answer.header("location"), format!("{base}/trace{path}"));
+    let answer = get(&api, &format!("{path}?linkType=https://gs1.org/voc/epcis")).await;
+    assert_eq!(answer.status, StatusCode::TEMPORARY_REDIRECT);
+    assert!(
+        answer
+            .header("location")
+            .contains("/epcis/events?MATCH_anyEPC=")
+    );
+    let answer = get(&api, &format!("{path}?linkType=gs1:certificationInfo")).await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND);
+    assert_eq!(answer.header("content-type"), "application/problem+json");
+    assert_eq!(answer.header("access-control-allow-origin"), "*");
+
+    // HEAD: the same answers without a body.
+    let answer = send(&api, Method::HEAD, &path, &[]).await;
+    assert_eq!(answer.status, StatusCode::TEMPORARY_REDIRECT);
+    assert!(
+        answer
+            .header("location")
+            .ends_with("/v1/public/01/06901234567892/10/LOT-2026-07")
+    );
+    assert!(answer.body.is_empty());
+    let answer = send(&api, Method::HEAD, &format!("{path}?linkType=linkset"), &[]).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.header("access-control-allow-origin"), "*");
+    assert!(answer.body.is_empty());
+
+    // OPTIONS: a CORS preflight.
+    let answer = send(
+        &api,
+        Method::OPTIONS,
+        &path,
+        &[
+            ("origin", "https://shop.example"),
+            ("access-control-request-method", "GET"),
+        ],
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::NO_CONTENT);
+    assert_eq!(answer.header("access-control-allow-origin"), "*");
+    assert_eq!(
+        answer.header("access-control-allow-methods"),
+        "GET, HEAD, OPTIONS"
+    );
+    assert!(
+        answer
+            .header("access-control-allow-headers")
+            .contains("Accept")
+    );
+
+    // The resolver description file.
+    let answer = get(&api, "/.well-known/gs1resolver").await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let description = answer.json();
+    assert_eq!(description["resolverRoot"], base);
+    assert_eq!(description["supportedPrimaryKeys"], json!(["01"]));
+    assert_eq!(
+        description["supportedLinkType"][0]["namespace"],
+        "https://gs1.org/voc/"
+    );
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_answers_400_naming_the_problem_and_unknown_gtins_404() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (node, api, _, _) = setup(dir.path().join("data")).await;
+    for (path, says) in [
+        ("/01/06901234567893", "check digit"),
+        ("/01/06901234567", "GTIN"),
+        (
+            "/01/06901234567892/21/S-1/10/LOT-1",
+            "must come before AI (21)",
+        ),
+        ("/01/06901234567892/10/L1/10/L2", "more than once"),
+        ("/01/06901234567892/10/LOT%20ONE", "(10)"),
+        ("/01/06901234567892/10/%E8%8A%92", "(10)"),
+        ("/01/06901234567892/10/LOT%ZZ", "percent-escape"),
+        ("/01/06901234567892/10/ABCDEFGHIJKLMNOPQRSTU", "(10)"),
+        ("/01/06901234567892/17/261231", "query string"),
+        ("/01/06901234567892/99/X", "(99)"),
+        ("/01/06901234567892/10", "no value"),
+        ("/01/06901234567892?17=261399", "(17)"),
+        (
+            "/01/06901234567892?01=06901234567892",
+            "belongs in the path",
+        ),
+        ("/01/06901234567892?linkType=pip", "not a GS1 link type"),
+        (
+            "/01/06901234567892/21/X/01/06901234567892",
+            "must start with the primary key",
+        ),
+        ("/01/gtin/10/LOT-1", "GTIN"),
+        ("/qr/01/06901234567892.png?ec=Z", "error correction"),
+        ("/qr/01/06901234567892.png?module=99", "module"),
+        (
+            "/qr/01/06901234567892.svg?base=http://trace.example.cn",
+            "https://",
+        ),
+        (
+            "/qr/01/06901234567892.svg?base=https://x.example/path",
+            "origin",
+        ),
+        ("/qr/01/06901234567892.svg?size=4", "unknown parameter"),
+        ("/v1/public/01/06901234567893", "check digit"),
+    ] {
+        let answer = get(&api, path).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{path}");
+        assert_eq!(
+            answer.header("content-type"),
+            "application/problem+json",
+            "{path}"
+        );
+        assert_eq!(answer.header("access-control-allow-origin"), "*", "{path}");
+        let detail = answer.json()["detail"].as_str().unwrap_or("").to_owned();
+        assert!(detail.contains(says), "{path}: {detail}");
+    }
+    // A valid GTIN that no organisation registered here.
+    for path in [
+        "/01/09520123456788",
+        "/01/09520123456788/10/LOT-1?linkType=linkset",
+        "/v1/public/01/09520123456788",
+        "/qr/01/09520123456788.svg",
+    ] {
+        let answer = get(&api, path).await;
+        assert_eq!(answer.status, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(answer.header("content-type"), "application/problem+json");
+        assert_eq!(answer.header("access-control-allow-origin"), "*", "{path}");
+    }
+    node.shutdown().await;
+}
+
+/// The PNG's width and height from its IHDR chunk, after checking the signature.
+fn png_size(png: &[u8]) -> (u32, u32) {
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "the PNG signature");
+    assert_eq!(&png[12..16], b"IHDR");
+    let word = |at: usize| u32::from_be_bytes([png[at], png[at + 1], png[at + 2], png[at + 3]]);
+    assert_eq!(&png[png.len() - 8..png.len() - 4], b"IEND");
+    (word(16), word(20))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qr_codes_carry_the_canonical_digital_link_as_svg_and_png() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (node, api, _, _) = setup(dir.path().join("data")).await;
+    let base = api.base.clone();
+    // The encoded URI is the canonical Digital Link: GTIN-14, data attributes kept.
+    let uri = format!("{base}/01/{GTIN}/10/LOT-1/21/SN%2F0001?17=261231");
+    let path = "/qr/01/6901234567892/10/LOT-1/21/SN%2F0001";
+
+    let svg = get(&api, &format!("{path}.svg?17=261231")).await;
+    assert_eq!(svg.status, StatusCode::OK);
+    assert_eq!(svg.header("content-type"), "image/svg+xml");
+    assert_eq!(svg.header("access-control-allow-origin"), "*");
+    assert_eq!(svg.header("x-digital-link"), uri);
+    let text = String::from_utf8(svg.body.clone()).expect("SVG is text");
+    assert!(
+        text.starts_with("<?xml") && text.contains("<svg xmlns=\"http://www.w3.org/2000/svg\"")
+    );
+    assert!(text.trim_end().ends_with("</svg>"));
+    // The same modules as the encoder gives for that URI, by a second path.
+    let matrix = Matrix::encode(&uri, Level::DEFAULT).expect("fits");
+    assert_eq!(text, matrix.to_svg(ModulePx::DEFAULT));
+
+    let png = get(&api, &format!("{path}.png?17=261231")).await;
+    assert_eq!(png.status, StatusCode::OK);
+    assert_eq!(png.header("content-type"), "image/png");
+    let side = u32::try_from(matrix.width() + 8).expect("small") * ModulePx::DEFAULT.get();
+    assert_eq!(png_size(&png.body), (side, side));
+    assert_eq!(png.body, matrix.to_png(ModulePx::DEFAULT).expect("png"));
+
+    // The format by `Accept`; level and module size as parameters; another https origin.
+    let answer = send(
+        &api,
+        Method::GET,
+        &format!("/qr/01/{GTIN}?ec=H&module=3&base=https://trace.example.cn"),
+        &[("accept", "image/png")],
+    )
+    .await;
+    assert_eq!(
+        answer.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    assert_eq!(answer.header("content-type"), "image/png");
+    let other = format!("https://trace.example.cn/01/{GTIN}");
+    assert_eq!(answer.header("x-digital-link"), other);
+    let high = Matrix::encode(&other, Level::parse("H").expect("H")).expect("fits");
+    let side = u32::try_from(high.width() + 8).expect("small") * 3;
+    assert_eq!(png_size(&answer.body), (side, side));
+    let answer = send(
+        &api,
+        Method::GET,
+        &format!("/qr/01/{GTIN}"),
+        &[("accept", "image/svg+xml")],
+    )
+    .await;
+    assert_eq!(answer.header("content-type"), "image/svg+xml");
+    node.shutdown().await;
+}
+
+async fn scans_of(api: &Api, token: Option<&str>, path: &str) -> (StatusCode, Value) {
+    api.call(Method::GET, &format!("/v1/scans{path}"), token, None)
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scans_of_serialised_codes_are_counted_and_survive_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let (node, api, coop, rival) = setup(data.clone()).await;
+    let item = format!("/01/{GTIN}/10/LOT-1/21/SN-7");
+    let key = format!("/01/{GTIN}/21/SN-7");
+
+    for (method, language) in [
+        (Method::GET, "zh-CN,zh;q=0.9"),
+        (Method::GET, "en-GB"),
+        (Method::GET, "zh"),
+        (Method::HEAD, "fr"),
+        (Method::OPTIONS, "fr"),
+    ] {
+        let answer = send(&api, method, &item, &[("accept-language", language)]).await;
+        assert!(answer.status.is_redirection() || answer.status.is_success());
+    }
+    // A linkset request is a scan too; a non-serialised key and a bad one are not.
+    let _ = get(&api, &format!("/01/{GTIN}/21/SN-7?linkType=linkset")).await;
+    let _ = get(&api, &format!("/01/{GTIN}/10/LOT-1")).await;
+    let _ = get(&api, &format!("/01/{GTIN}/21/SN-7?17=999999")).await;
+
+    let (status, _) = scans_of(&api, None, &key).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = scans_of(&api, Some(&rival["admin"]), &key).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "another organisation");
+    let (status, answer) = scans_of(&api, Some(&coop["producer"]), &format!("/01/{GTIN}")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    let (status, _) = scans_of(&api, Some(&coop["producer"]), "/01/09520123456788/21/X").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, before) = scans_of(&api, Some(&coop["producer"]), &key).await;
+    assert_eq!(status, StatusCode::OK, "{before}");
+    assert_eq!(before["count"], 4, "{before}");
+    assert_eq!(before["languages"], json!(["en", "zh"]));
+    assert_eq!(before["address_prefixes"], json!(["127.0.0.0/24"]));
+    assert_eq!(before["suspicious"], false);
+    assert!(before["rule"].as_str().is_some_and(|r| r.contains("50")));
+    assert!(before["first_ms"].as_u64() <= before["last_ms"].as_u64());
+    let (status, audited) = scans_of(&api, Some(&rival["auditor"]), &key).await;
+    assert_eq!(status, StatusCode::OK, "auditors read everything");
+    assert_eq!(audited["count"], 4);
+
+    // A restart keeps them: the last scans are written on shutdown.
+    node.shutdown().await;
+    let (node, api) = node_on(data.clone()).await;
+    let api = no_redirects(api);
+    let (status, after) = scans_of(&api, Some(&coop["producer"]), &key).await;
+    assert_eq!(status, StatusCode::OK, "{after}");
+    for field in [
+        "count",
+        "first_ms",
+        "last_ms",
+        "languages",
+        "address_prefixes",
+    ] {
+        assert_eq!(after[field], before[field], "{field}");
+    }
+
+    // Scanned unusually often: flagged.
+    for _ in 0..47 {
+        let answer = get(&api, &item).await;
+        assert_eq!(answer.status, StatusCode::TEMPORARY_REDIRECT);
+    }
+    let (_, answer) = scans_of(&api, Some(&coop["producer"]), &key).await;
+    assert_eq!(
+        (answer["count"].clone(), answer["suspicious"].clone()),
+        (json!(51), json!(true))
+    );
+    node.shutdown().await;
+}
