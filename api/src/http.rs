@@ -17,6 +17,7 @@
 //! | `POST /v1/devices/import` | registers an `agritrace-device` manifest; loopback clients only |
 //! | `/v1/whoami`, `/v1/orgs/...`, `/v1/tokens/...`, `/v1/admin/...` | accounts: see [`crate::access`] |
 //! | `/v1/orgs/{org}/products`, `.../locations`, `.../plots` | master data: see [`crate::master`] |
+//! | `/epcis/capture[/{id}]`, `/epcis/events[/{eventID}[/proof]]`, `/epcis/sensor-summaries` | EPCIS 2.0: see [`crate::epcis`] |
 //!
 //! The reading routes answer 404 for a reading that is not committed and 503 with
 //! `Retry-After` while its entry is not yet in a published checkpoint. Errors are RFC 9457
@@ -59,6 +60,8 @@ pub struct AppState {
     pub directory: Directory<Storage>,
     /// Products, locations and plots.
     pub master: crate::master::MasterData<Storage>,
+    /// EPCIS events and capture jobs.
+    pub epcis: crate::epcis::Epcis<Storage>,
 }
 
 /// The router; serve it with `into_make_service_with_connect_info::<SocketAddr>()` (device
@@ -85,6 +88,7 @@ pub fn router(state: AppState, body_bytes_max: usize) -> Router {
         )
         .merge(crate::access::routes())
         .merge(crate::master::routes())
+        .merge(crate::epcis::routes())
         .layer(DefaultBodyLimit::max(body_bytes_max))
         .with_state(state)
         .merge(log)

@@ -12,11 +12,13 @@
 //! - [`geo`]: plot geolocation as the EU Deforestation Regulation asks for it.
 //! - [`master`]: products, locations and plots of an organisation.
 //! - [`access`]: the HTTP side of accounts (the caller extractor, `require`, account routes).
+//! - [`epcis`]: EPCIS 2.0 capture and query, each event anchored as a `TraceEvent`.
 
 pub mod access;
 pub mod auth;
 pub mod broker;
 pub mod config;
+pub mod epcis;
 pub mod geo;
 pub mod http;
 pub mod master;

@@ -254,6 +254,7 @@ impl Node {
             verifier_key: Arc::from(log.verifier_key.as_str()),
             directory: crate::auth::Directory::new(log.sequencer.storage().clone(), clock.clone()),
             master: crate::master::MasterData::new(log.sequencer.storage().clone()),
+            epcis: crate::epcis::Epcis::new(log.sequencer.storage().clone(), clock.clone()),
             clock,
         };
         let app = crate::http::router(state, config.http_body_bytes_max);
