@@ -31,7 +31,7 @@ use serde_json::json;
 
 use crate::auth::{
     Action, AuthError, Decision, Directory, DirectoryError, MemberId, OrgId, Principal, Role,
-    TokenId, TokenRecord, authorize,
+    TokenId, TokenRecord, Visibility, authorize,
 };
 use crate::http::{ApiError, AppState, json_body, json_status};
 use crate::node::Storage;
@@ -78,6 +78,20 @@ pub fn require(caller: &Caller, action: Action, target: Option<&OrgId>) -> Resul
         )),
         Decision::Forbidden(reason) => Err(ApiError::Forbidden(reason)),
     }
+}
+
+/// What `caller` may see of shared records (401 without a token).
+///
+/// # Errors
+/// 401 without a token.
+pub fn visibility(state: &AppState, caller: &Caller) -> Result<Visibility, ApiError> {
+    // Partner sharing is not recorded yet: a reader sees its own organisation (all of it for
+    // an auditor). The state is where the partners will be read from.
+    let _ = state;
+    let principal = caller.0.as_ref().ok_or(ApiError::Unauthorized(
+        "this needs an API token (Authorization: Bearer <token>)",
+    ))?;
+    Ok(Visibility::of(principal, []))
 }
 
 /// The routes of this module, on the node's state.

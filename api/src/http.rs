@@ -18,6 +18,7 @@
 //! | `/v1/whoami`, `/v1/orgs/...`, `/v1/tokens/...`, `/v1/admin/...` | accounts: see [`crate::access`] |
 //! | `/v1/orgs/{org}/products`, `.../locations`, `.../plots` | master data: see [`crate::master`] |
 //! | `/01/...`, `/.well-known/gs1resolver`, `/v1/public/01/...`, `/qr/01/...`, `/v1/scans/01/...` | GS1 Digital Link resolver, QR codes, scan counts: see [`crate::resolver`] |
+//! | `/epcis/capture[/{id}]`, `/epcis/events[/{eventID}[/proof]]`, `/epcis/sensor-summaries` | EPCIS 2.0: see [`crate::epcis`] |
 //!
 //! The reading routes answer 404 for a reading that is not committed and 503 with
 //! `Retry-After` while its entry is not yet in a published checkpoint. Errors are RFC 9457
@@ -62,6 +63,8 @@ pub struct AppState {
     pub master: crate::master::MasterData<Storage>,
     /// The GS1 Digital Link resolver: base URL and scan counts.
     pub resolver: crate::resolver::Resolver,
+    /// EPCIS events and capture jobs.
+    pub epcis: crate::epcis::Epcis<Storage>,
 }
 
 /// The router; serve it with `into_make_service_with_connect_info::<SocketAddr>()` (device
@@ -89,6 +92,7 @@ pub fn router(state: AppState, body_bytes_max: usize) -> Router {
         .merge(crate::access::routes())
         .merge(crate::master::routes())
         .merge(crate::resolver::routes())
+        .merge(crate::epcis::routes())
         .layer(DefaultBodyLimit::max(body_bytes_max))
         .with_state(state)
         .merge(log)

@@ -16,12 +16,14 @@
 //! - [`fsma`]: the FSMA 204 sortable spreadsheet from stored EPCIS events.
 //! - [`trace`]: the trace graph (backward, forward) and the recall of a lot.
 //! - [`resolver`]: the GS1 Digital Link resolver, QR codes and scan counts of serialised items.
+//! - [`epcis`]: EPCIS 2.0 capture and query, each event anchored as a `TraceEvent`.
 
 pub mod access;
 pub mod auth;
 pub mod broker;
 pub mod coldchain;
 pub mod config;
+pub mod epcis;
 pub mod fsma;
 pub mod geo;
 pub mod http;

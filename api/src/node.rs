@@ -263,6 +263,7 @@ impl Node {
             directory: crate::auth::Directory::new(log.sequencer.storage().clone(), clock.clone()),
             master: crate::master::MasterData::new(log.sequencer.storage().clone()),
             resolver,
+            epcis: crate::epcis::Epcis::new(log.sequencer.storage().clone(), clock.clone()),
             clock,
         };
         let app = crate::http::router(state, config.http_body_bytes_max);
