@@ -17,6 +17,9 @@
 //! | `POST /v1/devices/import` | registers an `agritrace-device` manifest; loopback clients only |
 //! | `/v1/whoami`, `/v1/orgs/...`, `/v1/tokens/...`, `/v1/admin/...` | accounts: see [`crate::access`] |
 //! | `/v1/orgs/{org}/products`, `.../locations`, `.../plots` | master data: see [`crate::master`] |
+//! | `/v1/orgs/{org}/partners[/{partner}]` | partner sharing: see [`crate::partners`] |
+//! | `/v1/orgs/{org}/devices[/{id}[/rotation\|/revocation\|/claim]]` | an organisation's devices: see [`crate::devices`] |
+//! | `/v1/orgs/{org}/lots[/{gtin}/{lot}]`, `/v1/orgs/{org}/shipments[/{id}[/departure\|/arrival]]`, `/v1/shipments` | lots and shipments: see [`crate::trade`] |
 //!
 //! The reading routes answer 404 for a reading that is not committed and 503 with
 //! `Retry-After` while its entry is not yet in a published checkpoint. Errors are RFC 9457
@@ -59,6 +62,12 @@ pub struct AppState {
     pub directory: Directory<Storage>,
     /// Products, locations and plots.
     pub master: crate::master::MasterData<Storage>,
+    /// Which organisations share their records with which.
+    pub partners: crate::auth::Partners<Storage>,
+    /// Organisations' devices.
+    pub devices: crate::devices::Devices<Storage>,
+    /// Lots and shipments.
+    pub trade: crate::trade::Trade<Storage>,
 }
 
 /// The router; serve it with `into_make_service_with_connect_info::<SocketAddr>()` (device
@@ -85,6 +94,9 @@ pub fn router(state: AppState, body_bytes_max: usize) -> Router {
         )
         .merge(crate::access::routes())
         .merge(crate::master::routes())
+        .merge(crate::partners::routes())
+        .merge(crate::devices::routes())
+        .merge(crate::trade::routes())
         .layer(DefaultBodyLimit::max(body_bytes_max))
         .with_state(state)
         .merge(log)

@@ -12,16 +12,22 @@
 //! - [`geo`]: plot geolocation as the EU Deforestation Regulation asks for it.
 //! - [`master`]: products, locations and plots of an organisation.
 //! - [`access`]: the HTTP side of accounts (the caller extractor, `require`, account routes).
+//! - [`partners`], [`devices`], [`trade`] (with [`paging`]): partner sharing, an organisation's
+//!   devices (key events on the log), lots and shipments, read through `access::visibility`.
 
 pub mod access;
 pub mod auth;
 pub mod broker;
 pub mod config;
+pub mod devices;
 pub mod geo;
 pub mod http;
 pub mod master;
 pub mod metrics;
 pub mod node;
+pub mod paging;
+pub mod partners;
+pub mod trade;
 
 pub use config::{BrokerConfig, ConfigError, NodeConfig, WitnessConfig};
 pub use node::{Node, NodeError, import_offline, load_or_create_log_key, open_log};

@@ -254,6 +254,13 @@ impl Node {
             verifier_key: Arc::from(log.verifier_key.as_str()),
             directory: crate::auth::Directory::new(log.sequencer.storage().clone(), clock.clone()),
             master: crate::master::MasterData::new(log.sequencer.storage().clone()),
+            partners: crate::auth::Partners::new(log.sequencer.storage().clone(), clock.clone()),
+            devices: crate::devices::Devices::new(
+                ingest.registry().clone(),
+                log.sequencer.clone(),
+                clock.clone(),
+            ),
+            trade: crate::trade::Trade::new(log.sequencer.storage().clone()),
             clock,
         };
         let app = crate::http::router(state, config.http_body_bytes_max);
