@@ -1,6 +1,7 @@
 //! The HTTP side of accounts: who is calling (a `Bearer` API token, resolved by the
-//! [`Directory`]), the one place each handler asks whether it may go on ([`require`]), and the
-//! routes of organisations, members and tokens.
+//! [`Directory`]), the one place each handler asks whether it may go on ([`require`]), what a
+//! reader may see of shared records ([`visibility`]), and the routes of organisations, members
+//! and tokens.
 //!
 //! | route | action | answers |
 //! |---|---|---|
@@ -80,18 +81,45 @@ pub fn require(caller: &Caller, action: Action, target: Option<&OrgId>) -> Resul
     }
 }
 
-/// What `caller` may see of shared records (401 without a token).
+/// What the caller may see of shared records: [`Visibility::of`] with the organisations that
+/// share their records with the caller's (one scan of the partner index). Every read of
+/// records that can belong to another organisation asks this, and only this.
 ///
 /// # Errors
-/// 401 without a token.
+/// 401 without a token, 500 if the store fails.
 pub fn visibility(state: &AppState, caller: &Caller) -> Result<Visibility, ApiError> {
-    // Partner sharing is not recorded yet: a reader sees its own organisation (all of it for
-    // an auditor). The state is where the partners will be read from.
-    let _ = state;
     let principal = caller.0.as_ref().ok_or(ApiError::Unauthorized(
         "this needs an API token (Authorization: Bearer <token>)",
     ))?;
-    Ok(Visibility::of(principal, []))
+    let partners = state
+        .partners
+        .shared_with(&principal.org)
+        .map_err(|e| ApiError::Internal(format!("{e:#?}")))?;
+    Ok(Visibility::of(principal, partners))
+}
+
+/// [`require`] for a read of `owner`'s records that its partners may also make: the caller
+/// needs a role that may perform `action`, and [`visibility`] must show it `owner`'s records
+/// (its own, a partner's that shared with it, or any for an auditor). Returns that visibility.
+///
+/// # Errors
+/// 401 without a token, 403 when the caller may not.
+pub fn require_visible(
+    state: &AppState,
+    caller: &Caller,
+    action: Action,
+    owner: &OrgId,
+) -> Result<Visibility, ApiError> {
+    require(caller, action, None)?;
+    let visibility = visibility(state, caller)?;
+    if visibility.sees(owner, &[]) {
+        Ok(visibility)
+    } else {
+        let reader = caller.0.as_ref().map_or("", |p| p.org.as_str());
+        Err(ApiError::Forbidden(format!(
+            "{owner} does not share its records with {reader}"
+        )))
+    }
 }
 
 /// The routes of this module, on the node's state.

@@ -19,6 +19,9 @@
 //! | `/v1/orgs/{org}/products`, `.../locations`, `.../plots` | master data: see [`crate::master`] |
 //! | `/01/...`, `/.well-known/gs1resolver`, `/v1/public/01/...`, `/qr/01/...`, `/v1/scans/01/...` | GS1 Digital Link resolver, QR codes, scan counts: see [`crate::resolver`] |
 //! | `/epcis/capture[/{id}]`, `/epcis/events[/{eventID}[/proof]]`, `/epcis/sensor-summaries` | EPCIS 2.0: see [`crate::epcis`] |
+//! | `/v1/orgs/{org}/partners[/{partner}]` | partner sharing: see [`crate::partners`] |
+//! | `/v1/orgs/{org}/devices[/{id}[/rotation\|/revocation\|/claim]]` | an organisation's devices: see [`crate::devices`] |
+//! | `/v1/orgs/{org}/lots[/{gtin}/{lot}]`, `/v1/orgs/{org}/shipments[/{id}[/departure\|/arrival]]`, `/v1/shipments` | lots and shipments: see [`crate::trade`] |
 //!
 //! The reading routes answer 404 for a reading that is not committed and 503 with
 //! `Retry-After` while its entry is not yet in a published checkpoint. Errors are RFC 9457
@@ -65,6 +68,12 @@ pub struct AppState {
     pub resolver: crate::resolver::Resolver,
     /// EPCIS events and capture jobs.
     pub epcis: crate::epcis::Epcis<Storage>,
+    /// Which organisations share their records with which.
+    pub partners: crate::auth::Partners<Storage>,
+    /// Organisations' devices.
+    pub devices: crate::devices::Devices<Storage>,
+    /// Lots and shipments.
+    pub trade: crate::trade::Trade<Storage>,
 }
 
 /// The router; serve it with `into_make_service_with_connect_info::<SocketAddr>()` (device
@@ -93,6 +102,9 @@ pub fn router(state: AppState, body_bytes_max: usize) -> Router {
         .merge(crate::master::routes())
         .merge(crate::resolver::routes())
         .merge(crate::epcis::routes())
+        .merge(crate::partners::routes())
+        .merge(crate::devices::routes())
+        .merge(crate::trade::routes())
         .layer(DefaultBodyLimit::max(body_bytes_max))
         .with_state(state)
         .merge(log)

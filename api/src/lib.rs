@@ -17,12 +17,15 @@
 //! - [`trace`]: the trace graph (backward, forward) and the recall of a lot.
 //! - [`resolver`]: the GS1 Digital Link resolver, QR codes and scan counts of serialised items.
 //! - [`epcis`]: EPCIS 2.0 capture and query, each event anchored as a `TraceEvent`.
+//! - [`partners`], [`devices`], [`trade`] (with [`paging`]): partner sharing, an organisation's
+//!   devices (key events on the log), lots and shipments, read through `access::visibility`.
 
 pub mod access;
 pub mod auth;
 pub mod broker;
 pub mod coldchain;
 pub mod config;
+pub mod devices;
 pub mod epcis;
 pub mod fsma;
 pub mod geo;
@@ -30,8 +33,11 @@ pub mod http;
 pub mod master;
 pub mod metrics;
 pub mod node;
+pub mod paging;
+pub mod partners;
 pub mod resolver;
 pub mod trace;
+pub mod trade;
 
 pub use config::{BrokerConfig, ConfigError, NodeConfig, WitnessConfig};
 pub use node::{Node, NodeError, import_offline, load_or_create_log_key, open_log};

@@ -264,6 +264,13 @@ impl Node {
             master: crate::master::MasterData::new(log.sequencer.storage().clone()),
             resolver,
             epcis: crate::epcis::Epcis::new(log.sequencer.storage().clone(), clock.clone()),
+            partners: crate::auth::Partners::new(log.sequencer.storage().clone(), clock.clone()),
+            devices: crate::devices::Devices::new(
+                ingest.registry().clone(),
+                log.sequencer.clone(),
+                clock.clone(),
+            ),
+            trade: crate::trade::Trade::new(log.sequencer.storage().clone()),
             clock,
         };
         let app = crate::http::router(state, config.http_body_bytes_max);

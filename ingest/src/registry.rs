@@ -1,8 +1,9 @@
 //! The device registry: which Ed25519 key each device signs with, per key epoch.
 //!
 //! Keys enter the system as `KeyEvent` log entries (register, rotate, revoke: public by
-//! nature) submitted through the sequencer together with a `device_keys` sidecar record, so
-//! the log entry and the key table commit in one durable transaction. Ingest reads the table
+//! nature) submitted through the sequencer together with a `device_keys` sidecar record (and,
+//! for a registration, any records of the caller's own, such as the device's owner), so the log
+//! entry and the key table commit in one durable transaction. Ingest reads the table
 //! through a bounded cache; every change made through this registry updates the cache at once
 //! (a revocation is never served stale by this process), and cached keys are read again after
 //! `key_cache_ttl_ms` so that changes made by another process are seen too.
@@ -303,6 +304,25 @@ impl<S: IngestStorage> DeviceRegistry<S> {
         public_key: [u8; 32],
         effective_time_ms: u64,
     ) -> Result<RegisterOutcome, RegistryError> {
+        self.register_device_with(device, epoch, public_key, effective_time_ms, Vec::new())
+            .await
+    }
+
+    /// [`register_device`](Self::register_device), committing `records` (the caller's own
+    /// tables, e.g. the device's owner) in the same durable transaction as the key event, so
+    /// neither exists without the other. Nothing of `records` is written when the key was
+    /// registered before ([`RegisterOutcome::AlreadyRegistered`]) or on any error.
+    ///
+    /// # Errors
+    /// As [`register_device`](Self::register_device); a malformed record is a submission error.
+    pub async fn register_device_with(
+        &self,
+        device: DeviceId,
+        epoch: KeyEpoch,
+        public_key: [u8; 32],
+        effective_time_ms: u64,
+        records: Vec<SidecarRecord>,
+    ) -> Result<RegisterOutcome, RegistryError> {
         let key = parse_key(device, &public_key)?;
         let _writes = self.inner.writes.lock().await;
         let existing = self.keys(device)?;
@@ -321,14 +341,18 @@ impl<S: IngestStorage> DeviceRegistry<S> {
             rotation_signature: None,
         };
         let (index, record) = self
-            .submit(event, |event| KeyRecord {
-                device,
-                epoch,
-                public_key,
-                effective_time_ms,
+            .submit(
                 event,
-                status: KeyStatus::Active,
-            })
+                |event| KeyRecord {
+                    device,
+                    epoch,
+                    public_key,
+                    effective_time_ms,
+                    event,
+                    status: KeyStatus::Active,
+                },
+                records,
+            )
             .await?;
         self.cache().put(
             device,
@@ -390,14 +414,18 @@ impl<S: IngestStorage> DeviceRegistry<S> {
             rotation_signature: Some(rotation_signature),
         };
         let (index, record) = self
-            .submit(event, |event| KeyRecord {
-                device,
-                epoch: new_epoch,
-                public_key: new_key,
-                effective_time_ms,
+            .submit(
                 event,
-                status: KeyStatus::Active,
-            })
+                |event| KeyRecord {
+                    device,
+                    epoch: new_epoch,
+                    public_key: new_key,
+                    effective_time_ms,
+                    event,
+                    status: KeyStatus::Active,
+                },
+                Vec::new(),
+            )
             .await?;
         self.cache().put(
             device,
@@ -444,13 +472,17 @@ impl<S: IngestStorage> DeviceRegistry<S> {
             rotation_signature: None,
         };
         let result = self
-            .submit(event, |event| KeyRecord {
-                status: KeyStatus::Revoked {
-                    effective_time_ms,
-                    event,
+            .submit(
+                event,
+                |event| KeyRecord {
+                    status: KeyStatus::Revoked {
+                        effective_time_ms,
+                        event,
+                    },
+                    ..current
                 },
-                ..current
-            })
+                Vec::new(),
+            )
             .await?;
         self.cache()
             .put(device, epoch, KeyLookup::Revoked, self.inner.clock.now_ms());
@@ -484,11 +516,13 @@ impl<S: IngestStorage> DeviceRegistry<S> {
         Ok(outcomes)
     }
 
-    /// Submits a key event with its record and waits until it is durable.
+    /// Submits a key event with its record (and the caller's `extra` records) and waits until
+    /// it is durable.
     async fn submit(
         &self,
         event: KeyEvent,
         record_for: impl FnOnce(EntryLocator) -> KeyRecord,
+        extra: Vec<SidecarRecord>,
     ) -> Result<(Option<LeafIndex>, KeyRecord), RegistryError> {
         let entry = Entry::KeyEvent(event).encode()?;
         let locator = EntryLocator {
@@ -501,13 +535,15 @@ impl<S: IngestStorage> DeviceRegistry<S> {
             key: record.key(),
             value: record.encode(),
         };
+        let mut sidecars = vec![sidecar.clone()];
+        sidecars.extend(extra);
         let mut attempt = 0;
         loop {
             attempt += 1;
             match self
                 .inner
                 .sequencer
-                .submit(entry.clone(), vec![sidecar.clone()])
+                .submit(entry.clone(), sidecars.clone())
                 .await
             {
                 Ok(index) => return Ok((Some(index), record)),
