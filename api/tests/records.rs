@@ -697,7 +697,17 @@ async fn bad_input_gets_its_4xx_and_leaves_nothing_behind() {
     let stranger = api.bootstrap("stranger", &["admin", "producer"]).await;
     let (producer, exporter) = (&coop["producer"], &coop["exporter"]);
     master_data(&api, "menghai-coop", producer, MANGO).await;
-    master_data(&api, "stranger", &stranger["producer"], MANGO).await;
+    // GTINs are unique on the node: the stranger has a product of its own, and may use the
+    // coop's mango once the coop shares its records with it.
+    master_data(&api, "stranger", &stranger["producer"], "06901234567915").await;
+    let (status, answer) = post(
+        &api,
+        "/v1/orgs/menghai-coop/partners",
+        &coop["admin"],
+        json!({ "partner": "stranger" }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
     let lots = "/v1/orgs/menghai-coop/lots";
     let empty_lots = || async {
         let (status, answer) = get(&api, lots, producer).await;
