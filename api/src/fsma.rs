@@ -13,11 +13,12 @@
 //! | any other `TransformationEvent` | transformation (§ 1.1355) |
 //! | bizStep `urn:agritrace:bizstep:harvesting`, or `commissioning` with action `ADD` and a harvest date in its ILMD (`cbvmda:harvestStartDate` / `harvestEndDate`) | harvesting (§ 1.1325) |
 //! | bizStep `urn:agritrace:bizstep:cooling` | cooling (§ 1.1330) |
-//! | bizStep `packing` (Object or Aggregation event, action `ADD`) | initial packing (§ 1.1335) |
+//! | bizStep `packing` in an `ObjectEvent` with action `ADD` | initial packing (§ 1.1335) |
 //! | bizStep `shipping` | shipping (§ 1.1345) |
 //! | bizStep `receiving` | receiving (§ 1.1350) |
 //!
-//! Other events (observations, sensor reports, inspections) are no CTE and are left out.
+//! Other events (observations, sensor reports, inspections, and aggregations: putting cases on
+//! a pallet is no CTE) are left out.
 //! The traceability lot code (TLC) is a GTIN with its lot: an LGTIN class in a quantity list
 //! (or its Digital Link form `…/01/{gtin}/10/{lot}`), or the lot of an SGTIN's ILMD-less
 //! instance is unknown and such an EPC gives no row. Columns are fixed ([`COLUMNS`]); a value
@@ -48,7 +49,7 @@ pub const COLUMNS: [&str; 18] = [
     "Reference Document Type",
     "Reference Document Number",
     "EPCIS Event ID",
-    "Log Index",
+    "Log Entry Leaf Hash",
 ];
 
 /// A critical tracking event of the rule.
@@ -101,8 +102,8 @@ pub struct StoredEvent<'a> {
     pub event: &'a Map<String, Value>,
     /// Its eventID (the client's, or its canonical hash).
     pub event_id: &'a str,
-    /// Where its `TraceEvent` entry is in the log, once known.
-    pub log_index: Option<u64>,
+    /// The leaf hash of its `TraceEvent` entry in the log (hex), once submitted.
+    pub anchor: Option<&'a str>,
 }
 
 /// One spreadsheet row.
@@ -137,7 +138,7 @@ pub fn cte_of(event: &Map<String, Value>) -> Option<Cte> {
         "harvesting" => Some(Cte::Harvesting),
         "commissioning" if action == "ADD" && has_harvest_date(event) => Some(Cte::Harvesting),
         "cooling" => Some(Cte::Cooling),
-        "packing" if action == "ADD" => Some(Cte::InitialPacking),
+        "packing" if action == "ADD" && event_type == "ObjectEvent" => Some(Cte::InitialPacking),
         "shipping" => Some(Cte::Shipping),
         "receiving" => Some(Cte::Receiving),
         _ => None,
@@ -340,7 +341,7 @@ fn parse_offset(text: &str) -> Option<i64> {
 }
 
 /// `YYYY-MM-DD` of a Unix time in ms (proleptic Gregorian, days from civil).
-fn date_of(millis: i64) -> String {
+pub(crate) fn date_of(millis: i64) -> String {
     let days = millis.div_euclid(86_400_000);
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
@@ -416,7 +417,7 @@ pub fn rows_of(stored: StoredEvent<'_>, describe: &dyn Describe) -> Vec<Row> {
                 doc_types.clone(),
                 doc_numbers.clone(),
                 stored.event_id.to_owned(),
-                stored.log_index.map(|i| i.to_string()).unwrap_or_default(),
+                stored.anchor.unwrap_or_default().to_owned(),
             ],
         })
         .collect()
@@ -504,7 +505,7 @@ mod tests {
             StoredEvent {
                 event: &event,
                 event_id: "ni:///sha-256;ab?ver=CBV2.0",
-                log_index: Some(42),
+                anchor: Some("42ab"),
             },
             &Names,
         )
@@ -541,7 +542,7 @@ mod tests {
             (first[14].as_str(), first[15].as_str()),
             ("Bill of Lading", "BOL-77")
         );
-        assert_eq!(first[17], "42");
+        assert_eq!(first[17], "42ab");
         assert_eq!(rows[1].cells[5], "L2");
         assert_eq!(rows[1].cells[7], "80.5");
     }

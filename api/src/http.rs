@@ -18,6 +18,7 @@
 //! | `/v1/whoami`, `/v1/orgs/...`, `/v1/tokens/...`, `/v1/admin/...` | accounts: see [`crate::access`] |
 //! | `/v1/orgs/{org}/products`, `.../locations`, `.../plots` | master data: see [`crate::master`] |
 //! | `/01/...`, `/.well-known/gs1resolver`, `/v1/public/01/...`, `/qr/01/...`, `/v1/scans/01/...` | GS1 Digital Link resolver, QR codes, scan counts: see [`crate::resolver`] |
+//! | `/trace/{id}`, `/recall/{gtin}/{lot}`, `/exports/fsma204` | trace, recall, FSMA 204: see [`crate::provenance`] |
 //! | `/epcis/capture[/{id}]`, `/epcis/events[/{eventID}[/proof]]`, `/epcis/sensor-summaries` | EPCIS 2.0: see [`crate::epcis`] |
 //! | `/v1/orgs/{org}/partners[/{partner}]` | partner sharing: see [`crate::partners`] |
 //! | `/v1/orgs/{org}/devices[/{id}[/rotation\|/revocation\|/claim]]` | an organisation's devices: see [`crate::devices`] |
@@ -102,6 +103,7 @@ pub fn router(state: AppState, body_bytes_max: usize) -> Router {
         .merge(crate::master::routes())
         .merge(crate::resolver::routes())
         .merge(crate::epcis::routes())
+        .merge(crate::provenance::routes())
         .merge(crate::partners::routes())
         .merge(crate::devices::routes())
         .merge(crate::trade::routes())

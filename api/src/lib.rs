@@ -15,6 +15,7 @@
 //! - [`coldchain`]: the cold chain of a custody window from the devices' committed readings.
 //! - [`fsma`]: the FSMA 204 sortable spreadsheet from stored EPCIS events.
 //! - [`trace`]: the trace graph (backward, forward) and the recall of a lot.
+//! - [`provenance`]: the routes of trace, recall and the FSMA 204 export.
 //! - [`resolver`]: the GS1 Digital Link resolver, QR codes and scan counts of serialised items.
 //! - [`epcis`]: EPCIS 2.0 capture and query, each event anchored as a `TraceEvent`.
 //! - [`partners`], [`devices`], [`trade`] (with [`paging`]): partner sharing, an organisation's
@@ -35,6 +36,7 @@ pub mod metrics;
 pub mod node;
 pub mod paging;
 pub mod partners;
+pub mod provenance;
 pub mod resolver;
 pub mod trace;
 pub mod trade;

@@ -479,15 +479,19 @@ impl<S: TraceSource + ?Sized> Walk<'_, S> {
                 if !self.scope.sees(&shipment.owner, &shipment.declared_to) {
                     continue;
                 }
-                if !forward {
-                    for lot in &shipment.lots {
-                        let lot = lot.to_string();
-                        self.edge(&lot, &node, "carried_by", None);
-                        next.push(lot);
-                    }
-                    for container in &shipment.containers {
-                        self.edge(container, &node, "carried_by", None);
-                        next.push(container.clone());
+                // What it carries is upstream of it: walked backward; shown (not walked)
+                // when the shipment is reached forward, so a trace names the containers.
+                let carried = shipment
+                    .lots
+                    .iter()
+                    .map(ToString::to_string)
+                    .chain(shipment.containers.iter().cloned());
+                for item in carried {
+                    self.edge(&item, &node, "carried_by", None);
+                    if forward {
+                        self.visit(&item);
+                    } else {
+                        next.push(item);
                     }
                 }
                 self.shipments.insert(node.clone(), shipment);

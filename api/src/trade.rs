@@ -61,6 +61,11 @@ pub const LOT_KEYS: &str = "api_lot_keys";
 pub const SHIPMENTS: &str = "api_shipments";
 /// Index: `authority 0x00 org 0x00 id` → empty: the shipments declared to an authority.
 pub const SHIPMENTS_BY_AUTHORITY: &str = "api_shipments_by_authority";
+/// Index: `item 0x00 org 0x00 id` → empty: the shipments carrying a lot, a container or a
+/// logistic unit, `item` being its trace node id ([`Shipment::items`]).
+pub const SHIPMENTS_BY_ITEM: &str = "api_shipments_by_item";
+/// Most shipments [`Trade::shipments_carrying`] returns for one item.
+pub const CARRYING_MAX: usize = 1_000;
 /// Longest name or location text, in characters.
 pub const TEXT_CHARS_MAX: usize = 200;
 /// Most authorities one shipment is declared to.
@@ -201,6 +206,25 @@ impl Shipment {
             (Some(_), None) => ShipmentStatus::Departed,
             (None, None) => ShipmentStatus::Planned,
         }
+    }
+
+    /// The trace node ids of what it carries: its lots and logistic units as canonical Digital
+    /// Links, its containers as `container:{number}`.
+    #[must_use]
+    pub fn items(&self) -> Vec<String> {
+        let lots = self.lots.iter().map(|l| {
+            gs1::EpcKey::Lgtin {
+                gtin: l.gtin,
+                lot: l.lot.clone(),
+            }
+            .to_string()
+        });
+        let units = self.ssccs.iter().map(|s| gs1::EpcKey::Sscc(*s).to_string());
+        let containers = self
+            .containers
+            .iter()
+            .map(|c| crate::trace::container_node(c));
+        lots.chain(units).chain(containers).collect()
     }
 
     /// The JSON answer: the record and its status.
@@ -475,7 +499,33 @@ impl<S: IngestStorage> Trade<S> {
         })
     }
 
-    /// Stores a new shipment and its authority index rows unless its id is taken.
+    /// The shipments carrying `item` (a trace node id, see [`Shipment::items`]), at most
+    /// [`CARRYING_MAX`].
+    ///
+    /// # Errors
+    /// 500 if storage fails or a record is corrupt.
+    pub fn shipments_carrying(&self, item: &str) -> Result<Vec<Shipment>, ApiError> {
+        let mut from = item.as_bytes().to_vec();
+        from.push(0);
+        let mut to = item.as_bytes().to_vec();
+        to.push(1);
+        let keys: Vec<Vec<u8>> = self
+            .storage
+            .scan(SHIPMENTS_BY_ITEM, &from, &to, CARRYING_MAX)
+            .map_err(internal)?
+            .into_iter()
+            .map(|(key, _)| key[from.len()..].to_vec())
+            .collect();
+        self.storage
+            .read_many(SHIPMENTS, &keys)
+            .map_err(internal)?
+            .into_iter()
+            .flatten()
+            .map(|bytes| serde_json::from_slice(&bytes).map_err(internal))
+            .collect()
+    }
+
+    /// Stores a new shipment and its authority and item index rows unless its id is taken.
     async fn create_shipment(&self, shipment: &Shipment) -> Result<(), ApiError> {
         let _guard = self.write.lock().await;
         if self.exists(SHIPMENTS, &org_key(&shipment.org, shipment.id.as_str()))? {
@@ -491,6 +541,16 @@ impl<S: IngestStorage> Trade<S> {
             key.extend_from_slice(&shipment_key);
             records.push(SidecarRecord {
                 table: SHIPMENTS_BY_AUTHORITY.to_owned(),
+                key,
+                value: Vec::new(),
+            });
+        }
+        for item in shipment.items() {
+            let mut key = item.into_bytes();
+            key.push(0);
+            key.extend_from_slice(&shipment_key);
+            records.push(SidecarRecord {
+                table: SHIPMENTS_BY_ITEM.to_owned(),
                 key,
                 value: Vec::new(),
             });

@@ -1,0 +1,543 @@
+//! The HTTP side of trace, recall and the FSMA 204 export (issue "Traceability API", items 5
+//! and 7): [`crate::trace`] over the node's stores, each anchored event with its proof, and
+//! [`crate::fsma`] over the stored EPCIS events.
+//!
+//! | route | action | answers |
+//! |---|---|---|
+//! | `GET /trace/{id}?direction=backward\|forward\|both` | `Trace` | the graph, custody windows with cold chains, events with proofs |
+//! | `GET /recall/{gtin}/{lot}` | `Trace` | every downstream lot, container, shipment, organisation and location |
+//! | `GET /exports/fsma204?from=&to=&product=&org=` | `ReadRecords` | the sortable spreadsheet (CSV) of the organisation's critical tracking events |
+//!
+//! `{id}` is a GS1 Digital Link (URI or path, e.g. `01/09506000134352/10/L1`), an EPC URI or
+//! `shipment:{org}/{id}`. What a trace shows: everything to an auditor; to a customs officer,
+//! the whole graph when it involves a shipment declared to its authority (the goods it is
+//! asked to clear, and their provenance); to anyone else — and to an officer otherwise — the
+//! records of its organisation and of those sharing with it ([`crate::access::visibility`]). A root the caller may not see answers 404, as
+//! does one nothing is recorded for.
+//!
+//! Each event of a trace carries its log index and an RFC 9162 inclusion proof against a
+//! published checkpoint (the checkpoints are listed once, by tree size); the salt that opens
+//! its commitment is served by `GET /epcis/events/{eventID}/proof` to whoever may read it.
+//! Excursions name the reading proofs (`/v1/devices/{id}/readings/{seq}/proof`) of their first
+//! and last readings.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+use axum::routing::get;
+use gs1::{EpcKey, Gtin};
+use ledger::sequencer::ServeProofError;
+use protocol::DeviceId;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::access::{Caller, require, visibility};
+use crate::auth::{Action, OrgId, Role, Visibility};
+use crate::coldchain::{Band, ColdChain, cold_chain};
+use crate::epcis::store::{IndexKind, StoredEvent};
+use crate::fsma::{self, Describe, StoredEvent as FsmaEvent};
+use crate::http::{ApiError, AppState, json_status};
+use crate::trace::{
+    Direction, EventRecord, Everything, LotRecord, Root, Scope, ShipmentRecord, TraceSource,
+    container_node, recall, trace,
+};
+use crate::trade::Shipment;
+
+/// Most events one FSMA 204 export reads.
+pub const EXPORT_EVENTS_MAX: usize = 100_000;
+
+fn internal(error: impl std::fmt::Debug) -> ApiError {
+    ApiError::Internal(format!("{error:#?}"))
+}
+
+/// The routes of this module, on the node's state.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/trace/{*id}", get(trace_route))
+        .route("/recall/{gtin}/{lot}", get(recall_route))
+        .route("/exports/fsma204", get(fsma_route))
+}
+
+/// [`TraceSource`] over the node's stores; remembers the events it read for their proofs.
+struct NodeSource<'a> {
+    state: &'a AppState,
+    read: Mutex<HashMap<String, StoredEvent>>,
+}
+
+fn shipment_record(shipment: Shipment) -> ShipmentRecord {
+    let lots = shipment
+        .lots
+        .iter()
+        .map(|l| EpcKey::Lgtin {
+            gtin: l.gtin,
+            lot: l.lot.clone(),
+        })
+        .collect();
+    let containers = shipment
+        .ssccs
+        .iter()
+        .map(|s| EpcKey::Sscc(*s).to_string())
+        .chain(shipment.containers.iter().map(|c| container_node(c)))
+        .collect();
+    let devices = shipment
+        .devices
+        .iter()
+        .filter_map(|d| d.parse::<DeviceId>().ok())
+        .collect();
+    ShipmentRecord {
+        owner: shipment.org.clone(),
+        id: shipment.id.to_string(),
+        declared_to: shipment.declared_to.clone(),
+        lots,
+        containers,
+        devices,
+        departure: shipment
+            .departure
+            .as_ref()
+            .map(|s| (s.time_ms, s.location.clone())),
+        arrival: shipment
+            .arrival
+            .as_ref()
+            .map(|s| (s.time_ms, s.location.clone())),
+        details: shipment.to_json(),
+    }
+}
+
+impl TraceSource for NodeSource<'_> {
+    fn events_of(&self, node: &str, limit: usize) -> Result<Vec<Arc<EventRecord>>, ApiError> {
+        let events = self
+            .state
+            .epcis
+            .events()
+            .events_for_epc(node, None, limit)
+            .map_err(internal)?;
+        let mut read = self.read.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(events
+            .into_iter()
+            .map(|stored| {
+                let record = Arc::new(EventRecord {
+                    id: stored.event_id.clone(),
+                    owner: stored.owner.clone(),
+                    log_index: None,
+                    event: stored.event.clone(),
+                });
+                read.insert(stored.event_id.clone(), stored);
+                record
+            })
+            .collect())
+    }
+
+    fn lot(&self, gtin: &Gtin, lot: &str) -> Result<Option<LotRecord>, ApiError> {
+        Ok(self.state.trade.lot_by_key(gtin, lot)?.map(|l| LotRecord {
+            owner: l.org,
+            plot: Some(l.plot),
+            harvest_date: Some(l.harvest_date),
+        }))
+    }
+
+    fn shipments_carrying(&self, node: &str) -> Result<Vec<ShipmentRecord>, ApiError> {
+        Ok(self
+            .state
+            .trade
+            .shipments_carrying(node)?
+            .into_iter()
+            .map(shipment_record)
+            .collect())
+    }
+
+    fn shipment(&self, owner: &OrgId, id: &str) -> Result<Option<ShipmentRecord>, ApiError> {
+        let Ok(id) = id.parse::<OrgId>() else {
+            return Ok(None);
+        };
+        Ok(self.state.trade.shipment(owner, &id)?.map(shipment_record))
+    }
+
+    fn band(&self, gtin: &Gtin) -> Option<Band> {
+        self.state
+            .master
+            .product_by_gtin(*gtin)
+            .ok()
+            .flatten()
+            .map(|p| Band {
+                min_centi_c: p.storage_min_centi_c,
+                max_centi_c: p.storage_max_centi_c,
+            })
+    }
+
+    fn cold_chain(
+        &self,
+        devices: &[DeviceId],
+        from_ms: u64,
+        to_ms: u64,
+        band: Option<Band>,
+    ) -> Result<ColdChain, ApiError> {
+        cold_chain(
+            self.state.sequencer.storage(),
+            devices,
+            from_ms,
+            to_ms,
+            band,
+        )
+        .map_err(internal)
+    }
+}
+
+/// Whether a shipment's details (as [`Shipment::to_json`] writes them) say it is declared to
+/// `authority`.
+fn declared_to(details: &Value, authority: &OrgId) -> bool {
+    details["declared_to"]
+        .as_array()
+        .is_some_and(|list| list.iter().any(|a| a.as_str() == Some(authority.as_str())))
+}
+
+/// Runs `compute` in what `caller` may see: everything for an auditor; for a customs officer,
+/// everything when the answer involves a shipment declared to its authority (`involves`);
+/// otherwise the records of its organisation and of those sharing with it.
+fn scoped<T>(
+    state: &AppState,
+    caller: &Caller,
+    compute: impl Fn(&dyn Scope) -> Result<T, ApiError>,
+    involves: impl Fn(&T, &OrgId) -> bool,
+) -> Result<T, ApiError> {
+    let seen = visibility(state, caller)?;
+    if seen == Visibility::All {
+        return compute(&Everything);
+    }
+    if let Some(principal) = caller.0.as_ref().filter(|p| p.has(Role::Customs)) {
+        match compute(&Everything) {
+            Ok(answer) if involves(&answer, &principal.org) => return Ok(answer),
+            Ok(_) | Err(ApiError::NotFound(_)) => {}
+            Err(other) => return Err(other),
+        }
+    }
+    compute(&seen)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TraceQuery {
+    #[serde(default)]
+    direction: Option<String>,
+}
+
+fn now_ms(state: &AppState) -> u64 {
+    state.clock.now_ms()
+}
+
+/// Log index and inclusion proof of every event of a trace, with the checkpoints they verify
+/// against.
+async fn attach_proofs(
+    state: &AppState,
+    events: &mut [Value],
+    read: &HashMap<String, StoredEvent>,
+) -> Result<BTreeMap<u64, String>, ApiError> {
+    let mut checkpoints = BTreeMap::new();
+    for event in events.iter_mut() {
+        let Some(stored) = event["eventID"].as_str().and_then(|id| read.get(id)) else {
+            continue;
+        };
+        let Some(proof) = state
+            .epcis
+            .events()
+            .proof(&state.sequencer, stored)
+            .await
+            .map_err(internal)?
+        else {
+            event["proof"] = Value::Null;
+            continue;
+        };
+        event["log_index"] = json!(proof.leaf_index.0);
+        let sequencer = state.sequencer.clone();
+        let index = proof.leaf_index;
+        let inclusion = tokio::task::spawn_blocking(move || sequencer.inclusion_proof(index))
+            .await
+            .map_err(internal)?;
+        event["proof"] = match inclusion {
+            Ok((p, checkpoint)) => {
+                checkpoints.insert(p.tree_size.0, checkpoint.note.clone());
+                json!({
+                    "entry_leaf_hash": stored.entry_leaf_hash,
+                    "leaf_index": proof.leaf_index.0,
+                    "tree_size": p.tree_size.0,
+                    "path": p.path.iter().map(ledger::merkle::Hash::to_hex).collect::<Vec<_>>(),
+                    "opening": format!("/epcis/events/{}/proof", stored.event_hash.split(';').nth(1).and_then(|h| h.split('?').next()).unwrap_or_default()),
+                })
+            }
+            Err(ServeProofError::NoCheckpoint | ServeProofError::NotYetPublished { .. }) => {
+                Value::Null
+            }
+            Err(e) => return Err(internal(e)),
+        };
+    }
+    Ok(checkpoints)
+}
+
+fn reading_proof_links(custody: &mut Value) {
+    let Some(windows) = custody.as_array_mut() else {
+        return;
+    };
+    for window in windows {
+        let Some(excursions) = window["cold_chain"]["excursions"].as_array_mut() else {
+            continue;
+        };
+        for excursion in excursions {
+            let device = excursion["device"].as_str().unwrap_or_default().to_owned();
+            let links: Vec<String> = excursion["sequences"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_u64)
+                .map(|seq| format!("/v1/devices/{device}/readings/{seq}/proof"))
+                .collect();
+            excursion["reading_proofs"] = json!(links);
+        }
+    }
+}
+
+async fn trace_route(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    query: Result<Query<TraceQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    require(&caller, Action::Trace, None)?;
+    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let direction: Direction = query
+        .direction
+        .as_deref()
+        .unwrap_or("both")
+        .parse()
+        .map_err(ApiError::BadRequest)?;
+    let root = Root::parse(&id).map_err(|e| ApiError::BadRequest(format!("{id:?}: {e}")))?;
+    let worker = state.clone();
+    let (graph, read) = tokio::task::spawn_blocking(move || {
+        let source = NodeSource {
+            state: &worker,
+            read: Mutex::default(),
+        };
+        let graph = scoped(
+            &worker,
+            &caller,
+            |scope| trace(&source, scope, &root, direction, now_ms(&worker)),
+            |graph, authority| {
+                graph
+                    .nodes
+                    .iter()
+                    .any(|n| n.kind == "shipment" && declared_to(&n.details, authority))
+            },
+        )?;
+        let read = source
+            .read
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner);
+        Ok::<_, ApiError>((graph, read))
+    })
+    .await
+    .map_err(internal)??;
+    let mut body = serde_json::to_value(&graph).map_err(internal)?;
+    let checkpoints = match body["events"].as_array_mut() {
+        Some(events) => attach_proofs(&state, events, &read).await?,
+        None => BTreeMap::new(),
+    };
+    reading_proof_links(&mut body["custody"]);
+    body["checkpoints"] = json!(
+        checkpoints
+            .into_iter()
+            .map(|(size, note)| json!({ "tree_size": size, "checkpoint": note }))
+            .collect::<Vec<_>>()
+    );
+    body["log_key"] = json!(state.verifier_key.as_ref());
+    Ok(json_status(StatusCode::OK, &body))
+}
+
+async fn recall_route(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((gtin, lot)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    require(&caller, Action::Trace, None)?;
+    let root = Root::parse(&format!("01/{gtin}/10/{lot}"))
+        .map_err(|e| ApiError::BadRequest(format!("lot {gtin}/{lot}: {e}")))?;
+    let Root::Object(key) = root else {
+        return Err(ApiError::BadRequest("a recall names a lot".to_owned()));
+    };
+    let worker = state.clone();
+    let answer = tokio::task::spawn_blocking(move || {
+        let source = NodeSource {
+            state: &worker,
+            read: Mutex::default(),
+        };
+        scoped(
+            &worker,
+            &caller,
+            |scope| recall(&source, scope, &key, now_ms(&worker)),
+            |answer, authority| {
+                answer
+                    .shipments
+                    .iter()
+                    .any(|s| declared_to(&s["details"], authority))
+            },
+        )
+    })
+    .await
+    .map_err(internal)??;
+    Ok(json_status(
+        StatusCode::OK,
+        &serde_json::to_value(&answer).map_err(internal)?,
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExportQuery {
+    from: String,
+    to: String,
+    #[serde(default)]
+    product: Option<String>,
+    #[serde(default)]
+    org: Option<String>,
+}
+
+/// Product and lot descriptions for the spreadsheet, from the node's master data and lots.
+struct NodeDescriptions<'a> {
+    state: &'a AppState,
+}
+
+impl Describe for NodeDescriptions<'_> {
+    fn product(&self, gtin: &Gtin) -> Option<String> {
+        let product = self.state.master.product_by_gtin(*gtin).ok()??;
+        Some(format!("{} / {}", product.name_en, product.name_zh))
+    }
+
+    fn location(&self, _: &str) -> Option<String> {
+        None
+    }
+
+    fn tlc_source(&self, gtin: &Gtin, lot: &str) -> Option<String> {
+        let lot = self.state.trade.lot_by_key(gtin, lot).ok()??;
+        Some(format!(
+            "plot {} of {} (harvested {})",
+            lot.plot, lot.org, lot.harvest_date
+        ))
+    }
+}
+
+fn time_bound(what: &str, text: &str) -> Result<u64, ApiError> {
+    let stamp = gs1::epcis::canon::parse_timestamp(text)
+        .or_else(|| {
+            crate::trade::parse_iso_date(what, text)
+                .ok()
+                .and_then(|days| {
+                    gs1::epcis::canon::parse_timestamp(&format!("{}T00:00:00Z", fsma_date(days)))
+                })
+        })
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "{what}: {text:?} is neither an ISO 8601 date nor a date-time with offset"
+            ))
+        })?;
+    u64::try_from(stamp.unix_ms).map_err(|_| ApiError::BadRequest(format!("{what}: before 1970")))
+}
+
+fn fsma_date(days: i64) -> String {
+    crate::fsma::date_of(days * 86_400_000)
+}
+
+async fn fsma_route(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<Query<ExportQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    require(&caller, Action::ReadRecords, None)?;
+    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let principal = caller.0.clone().ok_or(ApiError::Unauthorized(
+        "this needs an API token (Authorization: Bearer <token>)",
+    ))?;
+    let org: OrgId = match &query.org {
+        Some(org) => org
+            .parse()
+            .map_err(|e| ApiError::BadRequest(format!("org: {e}")))?,
+        None => principal.org.clone(),
+    };
+    if !visibility(&state, &caller)?.sees(&org, &[]) {
+        return Err(ApiError::Forbidden(format!(
+            "{org} does not share its records with {}",
+            principal.org
+        )));
+    }
+    let from_ms = time_bound("from", &query.from)?;
+    let to_ms = time_bound("to", &query.to)?;
+    if to_ms <= from_ms {
+        return Err(ApiError::BadRequest("to must be after from".to_owned()));
+    }
+    let product: Option<Gtin> = query
+        .product
+        .as_deref()
+        .map(|g| {
+            g.parse()
+                .map_err(|e| ApiError::BadRequest(format!("product: {e}")))
+        })
+        .transpose()?;
+    let worker = state.clone();
+    let (csv, truncated) = tokio::task::spawn_blocking(move || {
+        let store = worker.epcis.events();
+        let cursors = store
+            .index_rows(
+                IndexKind::Owner,
+                org.as_str(),
+                None,
+                Some(to_ms),
+                Some(from_ms),
+                EXPORT_EVENTS_MAX + 1,
+            )
+            .map_err(internal)?;
+        let truncated = cursors.len() > EXPORT_EVENTS_MAX;
+        let digests: Vec<[u8; 32]> = cursors
+            .iter()
+            .take(EXPORT_EVENTS_MAX)
+            .map(|c| c.digest)
+            .collect();
+        let describe = NodeDescriptions { state: &worker };
+        let mut rows = Vec::new();
+        for chunk in digests.chunks(1_000) {
+            for stored in store.by_digests(chunk).map_err(internal)? {
+                let event = FsmaEvent {
+                    event: &stored.event,
+                    event_id: &stored.event_id,
+                    anchor: Some(&stored.entry_leaf_hash),
+                };
+                rows.extend(
+                    fsma::rows_of(event, &describe)
+                        .into_iter()
+                        .filter(|row| product.as_ref().is_none_or(|g| fsma::row_mentions(row, g))),
+                );
+            }
+        }
+        fsma::sort(&mut rows);
+        Ok::<_, ApiError>((fsma::to_csv(&rows), truncated))
+    })
+    .await
+    .map_err(internal)??;
+    let mut response = Response::new(Body::from(csv));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/csv; charset=utf-8; header=present"),
+    );
+    headers.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static("attachment; filename=\"fsma204.csv\""),
+    );
+    if truncated {
+        headers.insert(
+            "agritrace-truncated",
+            HeaderValue::from_static("more events than one export holds; narrow the window"),
+        );
+    }
+    Ok(response)
+}
