@@ -8,7 +8,7 @@
 //! | `GET /v1/whoami` | any valid token | the caller's organisation, member id, roles, token id |
 //! | `GET /v1/orgs/{org}` | `ReadOrg` | the organisation |
 //! | `GET /v1/orgs/{org}/members` | `ReadOrg` | its members |
-//! | `POST /v1/orgs/{org}/members` | `ManageOrg` | 201, the member (`{id, name, roles}` in) |
+//! | `POST /v1/orgs/{org}/members` | `ManageOrg` | 201, the member (`{id, name, roles}` in); 403 for `auditor` or `customs`, which only the operator grants |
 //! | `GET /v1/orgs/{org}/members/{member}/tokens` | `ManageOrg`, or the member itself | the member's tokens (never secrets) |
 //! | `POST /v1/orgs/{org}/members/{member}/tokens` | `ManageOrg` | 201, the token, shown this once (`{label}` in) |
 //! | `DELETE /v1/tokens/{id}` | `ManageOrg` of its organisation, or its holder | the revoked record |
@@ -234,6 +234,16 @@ async fn add_member(
     let org: OrgId = parse("organisation", &org)?;
     require(&caller, Action::ManageOrg, Some(&org))?;
     let body: NewMember = json_body(&body)?;
+    if let Some(role) = body.roles.iter().find(|r| {
+        crate::auth::policy::OPERATOR_GRANTED
+            .iter()
+            .any(|g| g.name() == r.as_str())
+    }) {
+        return Err(ApiError::Forbidden(format!(
+            "the {role} role reads across organisations and is granted only by the node's \
+             operator (agritrace admin add-member)"
+        )));
+    }
     let op = AdminOp::AddMember {
         org: org.to_string(),
         id: body.id,

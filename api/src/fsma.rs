@@ -340,18 +340,9 @@ fn parse_offset(text: &str) -> Option<i64> {
     Some(sign * (hours.parse::<i64>().ok()? * 60 + minutes.parse::<i64>().ok()?))
 }
 
-/// `YYYY-MM-DD` of a Unix time in ms (proleptic Gregorian, days from civil).
+/// `YYYY-MM-DD` of a Unix time in ms (proleptic Gregorian).
 pub(crate) fn date_of(millis: i64) -> String {
-    let days = millis.div_euclid(86_400_000);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day) = gs1::epcis::canon::civil_from_days(millis.div_euclid(86_400_000));
     format!("{year:04}-{month:02}-{day:02}")
 }
 

@@ -266,18 +266,6 @@ fn check_country(what: &str, country: &str) -> Result<(), ApiError> {
     }
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant, "chrono-Compatible
-/// Low-Level Date Algorithms", `days_from_civil`).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 /// An ISO 8601 calendar date `YYYY-MM-DD` (years 1900 to 9999) as days since 1970-01-01.
 ///
 /// # Errors
@@ -316,7 +304,7 @@ pub fn parse_iso_date(what: &str, text: &str) -> Result<i64, ApiError> {
     if year < 1900 || !(1..=days_in_month).contains(&day) {
         return Err(wrong());
     }
-    Ok(days_from_civil(year, month, day))
+    Ok(gs1::epcis::canon::days_from_civil(year, month, day))
 }
 
 /// The value of an ISO 6346 code character: digits are themselves; letters count from A = 10

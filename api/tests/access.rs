@@ -98,8 +98,21 @@ async fn every_caller_against_every_account_endpoint() {
         assert_eq!(status.as_u16(), want, "{name} issues a token: {answer}");
     }
 
-    // Bad input answers 400 and writes nothing.
+    // Roles that read across organisations are the operator's to grant, not an admin's.
     let admin = Some(coop["admin"].as_str());
+    for role in ["auditor", "customs"] {
+        let (status, answer) = api
+            .call(
+                Method::POST,
+                "/v1/orgs/coop/members",
+                admin,
+                Some(json!({ "id": format!("self-{role}"), "name": "x", "roles": ["carrier", role] })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{role}: {answer}");
+    }
+
+    // Bad input answers 400 and writes nothing.
     for body in [
         json!({ "id": "UPPER", "name": "x", "roles": ["carrier"] }),
         json!({ "id": "ok-id", "name": "x", "roles": ["root"] }),

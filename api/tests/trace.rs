@@ -45,19 +45,10 @@ fn now_ms() -> u64 {
 }
 
 fn iso(ms: u64) -> String {
-    // Whole seconds are enough here: YYYY-MM-DDTHH:MM:SSZ from Unix ms.
     let secs = ms / 1_000;
-    let days = i64::try_from(secs / 86_400).expect("days");
+    let (year, month, day) =
+        gs1::epcis::canon::civil_from_days(i64::try_from(secs / 86_400).expect("days"));
     let rem = secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
     format!(
         "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
         rem / 3_600,

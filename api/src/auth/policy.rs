@@ -81,6 +81,12 @@ impl Action {
     }
 }
 
+/// Roles only the node's operator grants (`agritrace admin add-member`, loopback only): they
+/// read across organisations (an auditor everything, a customs officer the shipments declared
+/// to its authority and their provenance), so an organisation's own admin must not be able to
+/// give them to itself.
+pub const OPERATOR_GRANTED: [Role; 2] = [Role::Auditor, Role::Customs];
+
 /// The answer to "may this caller do this?".
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
