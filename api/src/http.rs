@@ -127,6 +127,8 @@ pub enum ApiError {
     Conflict(String),
     /// Not ready yet; retry shortly (503 with `Retry-After`).
     NotYet(String),
+    /// Too many requests of this caller in progress; retry shortly (429 with `Retry-After`).
+    TooMany(String),
     /// A failure of ours; the cause is logged (500).
     Internal(String),
 }
@@ -140,7 +142,8 @@ impl ApiError {
             | Self::Forbidden(d)
             | Self::NotFound(d)
             | Self::Conflict(d)
-            | Self::NotYet(d) => d.clone(),
+            | Self::NotYet(d)
+            | Self::TooMany(d) => d.clone(),
             Self::Unauthorized(d) => (*d).to_owned(),
             Self::Internal(cause) => cause.clone(),
         }
@@ -156,6 +159,7 @@ impl IntoResponse for ApiError {
             Self::NotFound(d) => (StatusCode::NOT_FOUND, d),
             Self::Conflict(d) => (StatusCode::CONFLICT, d),
             Self::NotYet(d) => (StatusCode::SERVICE_UNAVAILABLE, d),
+            Self::TooMany(d) => (StatusCode::TOO_MANY_REQUESTS, d),
             Self::Internal(cause) => {
                 tracing::error!(%cause, "request failed");
                 (
@@ -178,7 +182,7 @@ impl IntoResponse for ApiError {
                 HeaderValue::from_static("Bearer realm=\"agritrace\""),
             );
         }
-        if status == StatusCode::SERVICE_UNAVAILABLE {
+        if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

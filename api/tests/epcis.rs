@@ -210,7 +210,31 @@ async fn check_proof(api: &Api, token: &str, event_id: &str, hash: &str, log_ind
     if !log_index.is_null() {
         assert_eq!(&proof["leaf_index"], log_index);
     }
-    assert!(proof["inclusion_proof"]["path"].is_array(), "{proof}");
+    // The entry is in the log: its inclusion path leads to the signed checkpoint's root.
+    let note = proof["checkpoint"].as_str().expect("checkpoint");
+    let body = &note[..note.find("\n\n").expect("a signed note") + 1];
+    let checkpoint = ledger::checkpoint::Checkpoint::parse(body).expect("a checkpoint");
+    let path: Vec<ledger::merkle::Hash> = proof["inclusion_proof"]["path"]
+        .as_array()
+        .expect("an inclusion path")
+        .iter()
+        .map(|h| ledger::merkle::Hash::from_hex(h.as_str().expect("hex")).expect("a hash"))
+        .collect();
+    let size = proof["inclusion_proof"]["tree_size"]
+        .as_u64()
+        .expect("size");
+    assert_eq!(checkpoint.size.0, size, "{proof}");
+    let root = ledger::proof::root_from_inclusion_path(
+        ledger::merkle::LeafIndex(proof["leaf_index"].as_u64().expect("index")),
+        ledger::merkle::TreeSize(size),
+        &ledger::merkle::leaf_hash(&entry),
+        &path,
+    )
+    .expect("a path of the right length");
+    assert_eq!(
+        root, checkpoint.root,
+        "{event_id} is not in the checkpoint's tree"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -302,9 +326,48 @@ async fn standard_examples_are_captured_anchored_queried_guarded_and_kept() {
         doc
     };
     let (status, _) = api
-        .call(Method::POST, "/epcis/capture", Some(producer), Some(single))
+        .call(
+            Method::POST,
+            "/epcis/capture",
+            Some(producer),
+            Some(single.clone()),
+        )
         .await;
     assert_eq!(status, StatusCode::CONFLICT);
+    // Another organisation learns that such an event exists, never its id or hash.
+    let (status, answer) = api
+        .call(
+            Method::POST,
+            "/epcis/capture",
+            Some(&rival["producer"]),
+            Some(single),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+    let detail = answer["detail"].as_str().expect("detail");
+    assert!(
+        !detail.contains("ni:///") && !detail.contains("sha-256"),
+        "{detail}"
+    );
+    // An event whose eventID is another event's hash does not shadow that event.
+    let victim = first_job["events"][0]["eventHash"].as_str().expect("hash");
+    let mut squatter = new_event("2024-05-03T08:00:00Z");
+    squatter["eventID"] = json!(victim);
+    let job = capture_ok(&api, &rival["producer"], &json!([squatter]).to_string()).await;
+    assert_eq!(job["success"], true, "{job}");
+    let (status, answer) = api
+        .call(
+            Method::GET,
+            &format!("/epcis/events/{}", enc(victim)),
+            Some(producer),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(
+        answer["eventID"], first_job["events"][0]["eventID"],
+        "{answer}"
+    );
     let twice = json!({
         "@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"],
         "type": "EPCISDocument", "schemaVersion": "2.0", "creationDate": "2024-05-01T00:00:00Z",
@@ -505,8 +568,9 @@ async fn standard_examples_are_captured_anchored_queried_guarded_and_kept() {
     let (observed, _) = query_all(&api, producer, "perPage=1&EQ_action=OBSERVE").await;
     assert_eq!(observed.len(), 3);
 
-    // Another organisation sees nothing; auditors see everything.
-    assert_eq!(count(&api, rival["producer"].as_str(), "").await, 0);
+    // Another organisation sees only its own (the event captured above); auditors see
+    // everything.
+    assert_eq!(count(&api, rival["producer"].as_str(), "").await, 1);
     let (status, _) = api
         .call(
             Method::GET,
@@ -529,8 +593,8 @@ async fn standard_examples_are_captured_anchored_queried_guarded_and_kept() {
         )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    assert_eq!(count(&api, audit["auditor"].as_str(), "").await, total);
-    assert_eq!(count(&api, coop["auditor"].as_str(), "").await, total);
+    assert_eq!(count(&api, audit["auditor"].as_str(), "").await, total + 1);
+    assert_eq!(count(&api, coop["auditor"].as_str(), "").await, total + 1);
     let (status, _) = api.call(Method::GET, "/epcis/events", None, None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 

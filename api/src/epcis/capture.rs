@@ -93,10 +93,17 @@ pub enum CaptureError {
     /// An event is already stored or being captured, or is twice in the document (409).
     #[error("{0}")]
     Duplicate(String),
+    /// Too many capture jobs of the organisation are running (429).
+    #[error("{0}")]
+    Busy(String),
     /// A failure of ours (500).
     #[error("{0}")]
     Internal(String),
 }
+
+/// Most capture jobs one organisation may have running at once (each holds its prepared
+/// events in memory until it has committed them).
+pub const JOBS_RUNNING_MAX: usize = 4;
 
 impl From<StoreError> for CaptureError {
     fn from(e: StoreError) -> Self {
@@ -373,6 +380,16 @@ impl<S: IngestStorage + Send + Sync + 'static> Epcis<S> {
         document: Value,
     ) -> Result<CaptureJob, CaptureError> {
         let now_ms = self.clock.now_ms();
+        let running = lock(&self.jobs)
+            .values()
+            .filter(|job| job.running && job.owner == *owner)
+            .count();
+        if running >= JOBS_RUNNING_MAX {
+            return Err(CaptureError::Busy(format!(
+                "{owner} has {running} capture jobs running, the most one organisation may; \
+                 retry when one has finished"
+            )));
+        }
         let accepted = self.accept(owner, document, now_ms)?;
         let job = accepted.job.clone();
         let records = match job_records(&job) {
@@ -440,6 +457,7 @@ impl<S: IngestStorage + Send + Sync + 'static> Epcis<S> {
             fields.remove("@context");
             fields.insert("recordTime".to_owned(), Value::String(record_time.clone()));
             let event_id = event.event_id().unwrap_or(hash.as_str()).to_owned();
+
             let biz_step = biz_step_token(terms.biz_step.as_deref());
             prepared.push((
                 path,
@@ -501,9 +519,17 @@ impl<S: IngestStorage + Send + Sync + 'static> Epcis<S> {
                     "{path}: event {id} is being captured by another capture job"
                 )));
             }
-            let stored = match self.events.digest_of_id(id)? {
-                Some(digest) => self.events.by_digest(&digest)?,
-                None => self.events.by_digest(&p.cursor.digest)?,
+            // The same content first; then the same eventID, unless the eventID is the event's
+            // own hash (then the content decides, so nobody can squat another event's hash by
+            // using it as an eventID).
+            let by_content = self.events.by_digest(&p.cursor.digest)?;
+            let stored = if by_content.is_some() || *id == p.stored.event_hash {
+                by_content
+            } else {
+                match self.events.digest_of_id(id)? {
+                    Some(digest) => self.events.by_digest(&digest)?,
+                    None => None,
+                }
             };
             match stored {
                 Some(stored) if self.resumable(&stored, &p, &fingerprint)? => {
@@ -514,10 +540,17 @@ impl<S: IngestStorage + Send + Sync + 'static> Epcis<S> {
                         status: EventStatus::AlreadyCaptured,
                     });
                 }
-                Some(stored) => {
+                Some(stored) if stored.owner == *owner => {
                     return Err(CaptureError::Duplicate(format!(
                         "{path}: event {id} is already captured (as {} with hash {})",
                         stored.event_id, stored.event_hash
+                    )));
+                }
+                Some(_) => {
+                    // Another organisation's event: say no more than that it exists.
+                    return Err(CaptureError::Duplicate(format!(
+                        "{path}: an event with this eventID or this content is already captured \
+                         on this node"
                     )));
                 }
                 None => {
@@ -557,7 +590,10 @@ impl<S: IngestStorage + Send + Sync + 'static> Epcis<S> {
         new: &PreparedEvent,
         fingerprint: &str,
     ) -> Result<bool, StoreError> {
-        if stored.event_hash != new.stored.event_hash || stored.event_id != new.stored.event_id {
+        if stored.owner != new.stored.owner
+            || stored.event_hash != new.stored.event_hash
+            || stored.event_id != new.stored.event_id
+        {
             return Ok(false);
         }
         Ok(self

@@ -156,6 +156,7 @@ async fn start_capture(
         Err(CaptureError::Invalid(detail)) => Err(ApiError::BadRequest(detail)),
         Err(CaptureError::Duplicate(detail)) => Err(ApiError::Conflict(detail)),
         Err(CaptureError::TooLarge(detail)) => Ok(too_large(&detail)),
+        Err(CaptureError::Busy(detail)) => Err(ApiError::TooMany(detail)),
         Err(CaptureError::Internal(cause)) => Err(ApiError::Internal(cause)),
     }
 }

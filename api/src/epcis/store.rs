@@ -577,10 +577,14 @@ impl<S: IngestStorage> EventStore<S> {
     /// # Errors
     /// [`StoreError`] if storage fails or a record is corrupt.
     pub fn event(&self, id_or_hash: &str) -> Result<Option<StoredEvent>, StoreError> {
-        if let Some(digest) = self.digest_of_id(id_or_hash)? {
-            return self.by_digest(&digest);
+        // A hash names the event with that content first, so an event whose eventID is another
+        // event's hash cannot shadow it.
+        if let Some(digest) = parse_event_hash(id_or_hash)
+            && let Some(stored) = self.by_digest(&digest)?
+        {
+            return Ok(Some(stored));
         }
-        match parse_event_hash(id_or_hash) {
+        match self.digest_of_id(id_or_hash)? {
             Some(digest) => self.by_digest(&digest),
             None => Ok(None),
         }
