@@ -16,7 +16,8 @@
 //! - [`fsma`]: the FSMA 204 sortable spreadsheet from stored EPCIS events.
 //! - [`trace`]: the trace graph (backward, forward) and the recall of a lot.
 //! - [`resolver`]: the GS1 Digital Link resolver, QR codes and scan counts of serialised items.
-//! - [`epcis`]: EPCIS 2.0 capture and query, each event anchored as a `TraceEvent`.
+//! - [`epcis`]: EPCIS 2.0 capture and query, each event anchored as a `TraceEvent`; sensor
+//!   summaries of devices and of a shipment's journey.
 //! - [`partners`], [`devices`], [`trade`] (with [`paging`]): partner sharing, an organisation's
 //!   devices (key events on the log), lots and shipments, read through `access::visibility`.
 
