@@ -16,10 +16,10 @@
 //! | `GET /v1/devices/{id}/readings/{seq}/proof` | `agritrace/reading-proof/v1` file: reading → batch → entry → cosigned checkpoint (for `agritrace-verify --reading-proof`) |
 //! | `POST /v1/devices/import` | registers an `agritrace-device` manifest; loopback clients only |
 //! | `/v1/whoami`, `/v1/orgs/...`, `/v1/tokens/...`, `/v1/admin/...` | accounts: see [`crate::access`] |
-//! | `/v1/orgs/{org}/products`, `.../locations`, `.../plots` | master data: see [`crate::master`] |
+//! | `/v1/orgs/{org}/products`, `.../locations`, `.../plots` (`?limit=&next=`) | master data, read by the owner and its partners: see [`crate::master`] |
 //! | `/01/...`, `/.well-known/gs1resolver`, `/v1/public/01/...`, `/qr/01/...`, `/v1/scans/01/...` | GS1 Digital Link resolver, QR codes, scan counts: see [`crate::resolver`] |
 //! | `/trace/{id}`, `/recall/{gtin}/{lot}`, `/exports/fsma204` | trace, recall, FSMA 204: see [`crate::provenance`] |
-//! | `/epcis/capture[/{id}]`, `/epcis/events[/{eventID}[/proof]]`, `/epcis/sensor-summaries` | EPCIS 2.0: see [`crate::epcis`] |
+//! | `/epcis/capture[/{id}]`, `/epcis/events[/{eventID}[/proof]]`, `/epcis/sensor-summaries`, `/v1/orgs/{org}/shipments/{id}/sensor-summary` | EPCIS 2.0, sensor summaries: see [`crate::epcis`] |
 //! | `/v1/orgs/{org}/partners[/{partner}]` | partner sharing: see [`crate::partners`] |
 //! | `/v1/orgs/{org}/devices[/{id}[/rotation\|/revocation\|/claim]]` | an organisation's devices: see [`crate::devices`] |
 //! | `/v1/orgs/{org}/lots[/{gtin}/{lot}]`, `/v1/orgs/{org}/shipments[/{id}[/departure\|/arrival]]`, `/v1/shipments` | lots and shipments: see [`crate::trade`] |

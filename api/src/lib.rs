@@ -17,7 +17,8 @@
 //! - [`trace`]: the trace graph (backward, forward) and the recall of a lot.
 //! - [`provenance`]: the routes of trace, recall and the FSMA 204 export.
 //! - [`resolver`]: the GS1 Digital Link resolver, QR codes and scan counts of serialised items.
-//! - [`epcis`]: EPCIS 2.0 capture and query, each event anchored as a `TraceEvent`.
+//! - [`epcis`]: EPCIS 2.0 capture and query, each event anchored as a `TraceEvent`; sensor
+//!   summaries of devices and of a shipment's journey.
 //! - [`partners`], [`devices`], [`trade`] (with [`paging`]): partner sharing, an organisation's
 //!   devices (key events on the log), lots and shipments, read through `access::visibility`.
 

@@ -8,17 +8,23 @@
 //! gets 409, and [`MasterData::product_by_gtin`] finds a product by GTIN alone (the GS1 Digital
 //! Link resolver's lookup, [`crate::resolver`]).
 //!
+//! Writes stay with the owner (`WriteMasterData` in its own organisation). Reads go through
+//! [`crate::access::require_visible`]: the owner, the partners it shares its records with and
+//! auditors read them. Lists are paged as [`crate::paging`] says (`limit`, `next`), in id order.
+//!
 //! | route | action | answers |
 //! |---|---|---|
-//! | `POST /v1/orgs/{org}/products`, `GET .../products`, `GET .../products/{gtin}` | `WriteMasterData` / `ReadRecords` | a product |
-//! | `POST /v1/orgs/{org}/locations`, `GET .../locations`, `GET .../locations/{id}` | `WriteMasterData` / `ReadRecords` | a location |
-//! | `POST /v1/orgs/{org}/plots`, `GET .../plots`, `GET .../plots/{id}` | `WriteMasterData` / `ReadRecords` | a plot, its GeoJSON and area |
+//! | `POST /v1/orgs/{org}/products`, `.../locations`, `.../plots` | `WriteMasterData` (owner) | 201, the record; 409 if it exists |
+//! | `GET /v1/orgs/{org}/products?limit=&next=`, `GET .../products/{gtin}` | `ReadRecords` (owner, its partners, auditors) | a page of products (`{"products", "next"}`), a product |
+//! | `GET /v1/orgs/{org}/locations?limit=&next=`, `GET .../locations/{id}` | `ReadRecords` (owner, its partners, auditors) | a page of locations, a location |
+//! | `GET /v1/orgs/{org}/plots?limit=&next=`, `GET .../plots/{id}` | `ReadRecords` (owner, its partners, auditors) | a page of plots, a plot with its GeoJSON and area |
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
@@ -28,12 +34,13 @@ use ledger::storage::SidecarRecord;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::access::{Caller, require};
+use crate::access::{Caller, require, require_visible};
 use crate::auth::directory::org_key as key;
 use crate::auth::model::is_country_code;
 use crate::auth::{Action, OrgId};
 use crate::geo::PlotGeometry;
 use crate::http::{ApiError, AppState, json_body, json_status};
+use crate::paging::{Page, PageQuery, cursor, prefix_end, query};
 
 /// Products by `org 0x00 gtin14`.
 pub const PRODUCTS: &str = "md_products";
@@ -46,8 +53,6 @@ pub const GTIN_CACHE_ENTRIES_MAX: usize = 100_000;
 pub const LOCATIONS: &str = "md_locations";
 /// Plots by `org 0x00 id`.
 pub const PLOTS: &str = "md_plots";
-/// Most records one list returns.
-pub const LIST_MAX: usize = 1_000;
 /// Longest name, in characters.
 pub const NAME_CHARS_MAX: usize = 200;
 /// The widest storage band taken, in hundredths of a degree Celsius.
@@ -304,18 +309,38 @@ impl<S: IngestStorage> MasterData<S> {
             .transpose()
     }
 
-    fn list(&self, table: &str, org: &OrgId) -> Result<Vec<Value>, ApiError> {
-        let from = key(org, "");
-        let mut to = from.clone();
-        to.push(0xff);
-        self.storage
-            .scan(table, &from, &to, LIST_MAX)
-            .map_err(|e| ApiError::Internal(format!("{e:#?}")))?
-            .into_iter()
+    /// A page of an organisation's records of `table` in key (id) order, and the cursor of
+    /// the next page.
+    fn list(
+        &self,
+        table: &str,
+        org: &OrgId,
+        page: &Page,
+    ) -> Result<(Vec<Value>, Option<String>), ApiError> {
+        let prefix = key(org, "");
+        let rows = self
+            .storage
+            .scan(
+                table,
+                &page.start(&prefix),
+                &prefix_end(&prefix),
+                page.limit + 1,
+            )
+            .map_err(|e| ApiError::Internal(format!("{e:#?}")))?;
+        let more = rows.len() > page.limit;
+        let rows = &rows[..rows.len().min(page.limit)];
+        let records = rows
+            .iter()
             .map(|(_, bytes)| {
-                serde_json::from_slice(&bytes).map_err(|e| ApiError::Internal(e.to_string()))
+                serde_json::from_slice(bytes).map_err(|e| ApiError::Internal(e.to_string()))
             })
-            .collect()
+            .collect::<Result<Vec<Value>, _>>()?;
+        let next = if more {
+            rows.last().map(|(key, _)| cursor(key))
+        } else {
+            None
+        };
+        Ok((records, next))
     }
 }
 
@@ -400,8 +425,9 @@ async fn list_products(
     state: State<AppState>,
     caller: Caller,
     Path(org): Path<String>,
+    paging: Result<Query<PageQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    list_of(state, &caller, &org, PRODUCTS, "products")
+    list_of(state, &caller, &org, paging, PRODUCTS, "products")
 }
 
 async fn product(
@@ -466,8 +492,9 @@ async fn list_locations(
     state: State<AppState>,
     caller: Caller,
     Path(org): Path<String>,
+    paging: Result<Query<PageQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    list_of(state, &caller, &org, LOCATIONS, "locations")
+    list_of(state, &caller, &org, paging, LOCATIONS, "locations")
 }
 
 async fn location(
@@ -559,8 +586,9 @@ async fn list_plots(
     state: State<AppState>,
     caller: Caller,
     Path(org): Path<String>,
+    paging: Result<Query<PageQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    list_of(state, &caller, &org, PLOTS, "plots")
+    list_of(state, &caller, &org, paging, PLOTS, "plots")
 }
 
 async fn plot(
@@ -571,21 +599,29 @@ async fn plot(
     one_of(state, &caller, &org, PLOTS, "plot", &id)
 }
 
-/// An organisation's records of `table`, as `{"<plural>": [...]}`.
+/// A page of an organisation's records of `table`, as `{"<plural>": [...], "next": ...}`;
+/// the owner, the partners it shares with and auditors may read it.
 fn list_of(
     State(state): State<AppState>,
     caller: &Caller,
     org: &str,
+    paging: Result<Query<PageQuery>, QueryRejection>,
     table: &str,
     plural: &str,
 ) -> Result<Response, ApiError> {
     let org = org_of(org)?;
-    require(caller, Action::ReadRecords, Some(&org))?;
-    let records = state.master.list(table, &org)?;
-    Ok(json_status(StatusCode::OK, &json!({ plural: records })))
+    require_visible(&state, caller, Action::ReadRecords, &org)?;
+    let paging = query(paging)?;
+    let page = Page::of(paging.limit, paging.next.as_deref())?;
+    let (records, next) = state.master.list(table, &org, &page)?;
+    Ok(json_status(
+        StatusCode::OK,
+        &json!({ plural: records, "next": next }),
+    ))
 }
 
-/// One record of `table` by its id within the organisation.
+/// One record of `table` by its id within the organisation; the owner, the partners it shares
+/// with and auditors may read it.
 fn one_of(
     State(state): State<AppState>,
     caller: &Caller,
@@ -595,7 +631,7 @@ fn one_of(
     id: &str,
 ) -> Result<Response, ApiError> {
     let org = org_of(org)?;
-    require(caller, Action::ReadRecords, Some(&org))?;
+    require_visible(&state, caller, Action::ReadRecords, &org)?;
     let found = state
         .master
         .get(table, &key(&org, id))?

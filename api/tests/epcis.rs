@@ -672,10 +672,10 @@ fn rfc3339(ms: u64) -> String {
 async fn readings_of_devices_are_summarised_into_a_sensor_event() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (node, api) = node_on(dir.path().join("data")).await;
-    let coop = api.bootstrap("reefer-co", &["carrier"]).await;
+    let coop = api.bootstrap("reefer-co", &["carrier", "admin"]).await;
     let carrier = coop["carrier"].as_str();
 
-    // Two loggers, registered as `agritrace device import` does.
+    // Two loggers of the organisation's own.
     let devices: Vec<(DeviceId, SigningKey)> = (1..=2u8)
         .map(|i| {
             (
@@ -684,17 +684,18 @@ async fn readings_of_devices_are_summarised_into_a_sensor_event() {
             )
         })
         .collect();
-    let manifest = json!({
-        "format": "agritrace-device-manifest/v1",
-        "devices": devices.iter().map(|(d, k)| json!({
-            "device_id": d.to_string(), "key_epoch": 1, "algorithm": "ed25519",
-            "public_key": api::http::hex(k.verifying_key().as_bytes()),
-        })).collect::<Vec<_>>(),
-    });
-    let (status, report) = api
-        .call(Method::POST, "/v1/devices/import", None, Some(manifest))
-        .await;
-    assert_eq!(status, StatusCode::OK, "{report}");
+    for (device, key) in &devices {
+        let (status, answer) = api
+            .call(
+                Method::POST,
+                "/v1/orgs/reefer-co/devices",
+                Some(carrier),
+                Some(json!({ "device_id": device.to_string(),
+                             "public_key": api::http::hex(key.verifying_key().as_bytes()) })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{answer}");
+    }
 
     // Each publishes readings one minute apart over the in-process broker.
     let broker = node.broker_addr();
@@ -866,7 +867,7 @@ async fn readings_of_devices_are_summarised_into_a_sensor_event() {
         )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
-    let mut objectless = request;
+    let mut objectless = request.clone();
     objectless
         .as_object_mut()
         .expect("object")
@@ -880,6 +881,91 @@ async fn readings_of_devices_are_summarised_into_a_sensor_event() {
         )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // Only the owner's devices, or a sharing partner's: another organisation is refused
+    // (403), and so is a device the operator imported that nobody claimed; a device the node
+    // has never registered is bad input (400).
+    let rival = api.bootstrap("rival", &["carrier"]).await;
+    let summarise = |token: String, devices: Value| {
+        let api = &api;
+        let mut body = request.clone();
+        body["devices"] = devices;
+        async move {
+            api.call(
+                Method::POST,
+                "/epcis/sensor-summaries",
+                Some(&token),
+                Some(body),
+            )
+            .await
+        }
+    };
+    let (status, answer) = summarise(rival["carrier"].clone(), request["devices"].clone()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
+    let orphan = SigningKey::from_bytes(&[9; 32]);
+    let manifest = json!({
+        "format": "agritrace-device-manifest/v1",
+        "devices": [{ "device_id": "b900000000000009", "key_epoch": 1, "algorithm": "ed25519",
+                      "public_key": api::http::hex(orphan.verifying_key().as_bytes()) }],
+    });
+    let (status, report) = api
+        .call(Method::POST, "/v1/devices/import", None, Some(manifest))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    let (status, answer) = summarise(
+        carrier.to_owned(),
+        json!([devices[0].0.to_string(), "b900000000000009"]),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "an unclaimed device: {answer}"
+    );
+    let (status, answer) = summarise(
+        carrier.to_owned(),
+        json!([devices[0].0.to_string(), "b9000000000000ff"]),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "an unknown device: {answer}"
+    );
+    assert!(
+        answer["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("not registered")),
+        "{answer}"
+    );
+    let (status, answer) = api
+        .call(
+            Method::POST,
+            "/v1/orgs/reefer-co/partners",
+            Some(&coop["admin"]),
+            Some(json!({ "partner": "rival" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    let mut shifted = request.clone();
+    shifted["devices"] = json!([devices[1].0.to_string()]);
+    shifted["to"] = json!(rfc3339(start_ms + 9 * 60_000));
+    let (status, job) = api
+        .call(
+            Method::POST,
+            "/epcis/sensor-summaries",
+            Some(&rival["carrier"]),
+            Some(shifted),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "a partner that shares: {job}");
+    let job = wait_for_job(
+        &api,
+        &rival["carrier"],
+        &format!("/epcis/capture/{}", job["captureID"].as_str().expect("id")),
+    )
+    .await;
+    assert_eq!(job["success"], true, "{job}");
 
     poller.abort();
     node.shutdown().await;

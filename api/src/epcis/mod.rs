@@ -14,7 +14,8 @@
 //! | `GET /epcis/events` | `ReadRecords`, filtered by visibility | `EPCISQueryDocument`: see [`query`] for the parameters |
 //! | `GET /epcis/events/{eventID}` | `ReadRecords`, visibility | the event (its hash also in `Agritrace-Event-Hash`) |
 //! | `GET /epcis/events/{eventID}/proof` | `ReadRecords`, visibility | hash, salt, commitment, `TraceEvent` entry, log index, inclusion proof and checkpoint once published |
-//! | `POST /epcis/sensor-summaries` | `CaptureEvents` | 202 as a capture: an `ObjectEvent` (`OBSERVE`, `sensor_reporting`) whose `sensorElementList` summarises devices' readings ([`sensor`]) |
+//! | `POST /epcis/sensor-summaries` | `CaptureEvents`; each device the caller's organisation's or a sharing partner's (403 otherwise, 400 if unknown) | 202 as a capture: an `ObjectEvent` (`OBSERVE`, `sensor_reporting`) whose `sensorElementList` summarises devices' readings ([`sensor`]) |
+//! | `POST /v1/orgs/{org}/shipments/{id}/sensor-summary` | `CaptureEvents`: the exporter, or a carrier it shares with ([`shipment`]) | 202 as a capture: the same kind of event for the shipment's lots and devices from departure to arrival (or now); 409 before departure |
 //!
 //! `{eventID}` is the client's `eventID`, the event hash `ni:///sha-256;…?ver=CBV2.0`, or its
 //! 64 hex digits (percent-encode it in the path). Responses carry `GS1-EPCIS-Version` and
@@ -22,11 +23,12 @@
 //!
 //! Modules: [`store`] (records, indexes, `events_for_epc`, `event`, proofs), [`capture`]
 //! (validation, duplicates, capture jobs), [`query`] (the simple event query), [`sensor`]
-//! (`sensor_summary`).
+//! (`sensor_summary`), [`shipment`] (a shipment's sensor summary).
 
 pub mod capture;
 pub mod query;
 pub mod sensor;
+pub mod shipment;
 pub mod store;
 
 use axum::Router;
@@ -64,6 +66,10 @@ pub fn routes() -> Router<AppState> {
         .route("/epcis/events/{id}", get(event))
         .route("/epcis/events/{id}/proof", get(proof))
         .route("/epcis/sensor-summaries", post(sensor_summary_capture))
+        .route(
+            "/v1/orgs/{org}/shipments/{id}/sensor-summary",
+            post(shipment::capture_summary),
+        )
 }
 
 fn with_gs1_headers(mut response: Response) -> Response {
@@ -472,6 +478,12 @@ async fn sensor_summary_capture(
 ) -> Result<Response, ApiError> {
     let org = own_org(&caller, Action::CaptureEvents)?;
     let request: SummaryRequest = json_body(&body)?;
+    if request.devices.is_empty() || request.devices.len() > sensor::DEVICES_MAX {
+        return Err(ApiError::BadRequest(format!(
+            "devices: 1 to {} devices",
+            sensor::DEVICES_MAX
+        )));
+    }
     let devices = request
         .devices
         .iter()
@@ -487,16 +499,11 @@ async fn sensor_summary_capture(
             "epcList or quantityList: the event needs the objects it is about".to_owned(),
         ));
     }
-    let storage = state.sequencer.storage().clone();
-    let summary = tokio::task::spawn_blocking(move || {
-        sensor::sensor_summary(&storage, &devices, from_ms, to_ms)
-    })
-    .await
-    .map_err(internal)?
-    .map_err(|e| match e {
-        sensor::SensorError::Query(q) => internal(q),
-        other => ApiError::BadRequest(other.to_string()),
-    })?;
+    let seen = visibility(&state, &caller)?;
+    for &device in &devices {
+        device_readable(&state, device, |owner| seen.sees(owner, &[]), &org)?;
+    }
+    let summary = summarise(&state, devices, from_ms, to_ms, ApiError::BadRequest).await?;
     if summary.as_array().is_none_or(Vec::is_empty) {
         return Err(ApiError::BadRequest(
             "none of the devices has committed readings in that window".to_owned(),
@@ -530,4 +537,69 @@ async fn sensor_summary_capture(
         "epcisBody": { "eventList": [event] },
     });
     start_capture(&state, &org, document).await
+}
+
+/// Whether `reader` may summarise the readings of `device`: `sees(owner)` must hold for the
+/// organisation that owns it.
+///
+/// A device is named in the request body, not in the path, so a device the node has never
+/// registered is bad input (400): the target resource exists, the request refers to something
+/// that does not (RFC 9110 §15.5.5 keeps 404 for the target). A registered device whose owner
+/// does not share with `reader`, or one the operator imported that no organisation has claimed,
+/// is refused with 403. Device keys are public (`KeyEvent` entries on the log), so telling
+/// "unknown" from "not yours" discloses nothing.
+///
+/// # Errors
+/// 400 for an unknown device, 403 for one `reader` may not read, 500 if the store fails.
+pub(crate) fn device_readable(
+    state: &AppState,
+    device: DeviceId,
+    sees: impl Fn(&OrgId) -> bool,
+    reader: &OrgId,
+) -> Result<(), ApiError> {
+    match state.devices.owner(device)? {
+        Some(owner) if sees(&owner.org) => Ok(()),
+        Some(owner) => Err(ApiError::Forbidden(format!(
+            "devices: device {device} is {}'s, which does not share its records with {reader}",
+            owner.org
+        ))),
+        None => {
+            let registered = !state
+                .ingest
+                .registry()
+                .keys(device)
+                .map_err(internal)?
+                .is_empty();
+            if registered {
+                Err(ApiError::Forbidden(format!(
+                    "devices: device {device} belongs to no organisation (imported by the \
+                     operator and not claimed); its owner claims it first"
+                )))
+            } else {
+                Err(ApiError::BadRequest(format!(
+                    "devices: device {device} is not registered on this node"
+                )))
+            }
+        }
+    }
+}
+
+/// The `sensorElementList` of `devices` over `from_ms..to_ms` (off the async threads: it
+/// reads the store). A summary that cannot be made answers `refused(why)`: 400 where the
+/// caller chose the window, 409 where the records did.
+async fn summarise(
+    state: &AppState,
+    devices: Vec<DeviceId>,
+    from_ms: u64,
+    to_ms: u64,
+    refused: fn(String) -> ApiError,
+) -> Result<Value, ApiError> {
+    let storage = state.sequencer.storage().clone();
+    tokio::task::spawn_blocking(move || sensor::sensor_summary(&storage, &devices, from_ms, to_ms))
+        .await
+        .map_err(internal)?
+        .map_err(|e| match e {
+            sensor::SensorError::Query(q) => internal(q),
+            other => refused(other.to_string()),
+        })
 }
