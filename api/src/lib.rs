@@ -17,6 +17,7 @@
 //! - [`trace`]: the trace graph (backward, forward) and the recall of a lot.
 //! - [`resolver`]: the GS1 Digital Link resolver, QR codes and scan counts of serialised items.
 //! - [`epcis`]: EPCIS 2.0 capture and query, each event anchored as a `TraceEvent`.
+//! - [`openapi`]: the OpenAPI 3.1 description of every route, served at `/openapi.json`.
 //! - [`partners`], [`devices`], [`trade`] (with [`paging`]): partner sharing, an organisation's
 //!   devices (key events on the log), lots and shipments, read through `access::visibility`.
 
@@ -33,6 +34,7 @@ pub mod http;
 pub mod master;
 pub mod metrics;
 pub mod node;
+pub mod openapi;
 pub mod paging;
 pub mod partners;
 pub mod resolver;

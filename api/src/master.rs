@@ -13,6 +13,9 @@
 //! | `POST /v1/orgs/{org}/products`, `GET .../products`, `GET .../products/{gtin}` | `WriteMasterData` / `ReadRecords` | a product |
 //! | `POST /v1/orgs/{org}/locations`, `GET .../locations`, `GET .../locations/{id}` | `WriteMasterData` / `ReadRecords` | a location |
 //! | `POST /v1/orgs/{org}/plots`, `GET .../plots`, `GET .../plots/{id}` | `WriteMasterData` / `ReadRecords` | a plot, its GeoJSON and area |
+//!
+//! Reads are `ReadRecords` through [`crate::access::require_visible`]: the owner, the partners it
+//! shares its records with, and auditors.
 
 use std::sync::Arc;
 
@@ -28,7 +31,7 @@ use ledger::storage::SidecarRecord;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::access::{Caller, require};
+use crate::access::{Caller, require, require_visible};
 use crate::auth::directory::org_key as key;
 use crate::auth::model::is_country_code;
 use crate::auth::{Action, OrgId};
@@ -580,7 +583,7 @@ fn list_of(
     plural: &str,
 ) -> Result<Response, ApiError> {
     let org = org_of(org)?;
-    require(caller, Action::ReadRecords, Some(&org))?;
+    require_visible(&state, caller, Action::ReadRecords, &org)?;
     let records = state.master.list(table, &org)?;
     Ok(json_status(StatusCode::OK, &json!({ plural: records })))
 }
@@ -595,7 +598,7 @@ fn one_of(
     id: &str,
 ) -> Result<Response, ApiError> {
     let org = org_of(org)?;
-    require(caller, Action::ReadRecords, Some(&org))?;
+    require_visible(&state, caller, Action::ReadRecords, &org)?;
     let found = state
         .master
         .get(table, &key(&org, id))?

@@ -14,7 +14,7 @@
 //! | `GET /epcis/events` | `ReadRecords`, filtered by visibility | `EPCISQueryDocument`: see [`query`] for the parameters |
 //! | `GET /epcis/events/{eventID}` | `ReadRecords`, visibility | the event (its hash also in `Agritrace-Event-Hash`) |
 //! | `GET /epcis/events/{eventID}/proof` | `ReadRecords`, visibility | hash, salt, commitment, `TraceEvent` entry, log index, inclusion proof and checkpoint once published |
-//! | `POST /epcis/sensor-summaries` | `CaptureEvents` | 202 as a capture: an `ObjectEvent` (`OBSERVE`, `sensor_reporting`) whose `sensorElementList` summarises devices' readings ([`sensor`]) |
+//! | `POST /epcis/sensor-summaries` | `CaptureEvents`, and the readings of every device (`crate::http::may_read_readings`) | 202 as a capture: an `ObjectEvent` (`OBSERVE`, `sensor_reporting`) whose `sensorElementList` summarises devices' readings ([`sensor`]) |
 //!
 //! `{eventID}` is the client's `eventID`, the event hash `ni:///sha-256;…?ver=CBV2.0`, or its
 //! 64 hex digits (percent-encode it in the path). Responses carry `GS1-EPCIS-Version` and
@@ -31,7 +31,7 @@ pub mod store;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -467,6 +467,7 @@ fn time_field(name: &str, text: &str) -> Result<u64, ApiError> {
 async fn sensor_summary_capture(
     State(state): State<AppState>,
     caller: Caller,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let org = own_org(&caller, Action::CaptureEvents)?;
@@ -479,6 +480,9 @@ async fn sensor_summary_capture(
                 .map_err(|e| ApiError::BadRequest(format!("devices: {d:?}: {e}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    for device in &devices {
+        crate::http::may_read_readings(&state, &caller, peer, *device)?;
+    }
     let from_ms = time_field("from", &request.from)?;
     let to_ms = time_field("to", &request.to)?;
     if request.epc_list.is_none() && request.quantity_list.is_none() {
