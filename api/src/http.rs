@@ -23,10 +23,17 @@
 //! | `/v1/orgs/{org}/partners[/{partner}]` | partner sharing: see [`crate::partners`] |
 //! | `/v1/orgs/{org}/devices[/{id}[/rotation\|/revocation\|/claim]]` | an organisation's devices: see [`crate::devices`] |
 //! | `/v1/orgs/{org}/lots[/{gtin}/{lot}]`, `/v1/orgs/{org}/shipments[/{id}[/departure\|/arrival]]`, `/v1/shipments` | lots and shipments: see [`crate::trade`] |
+//! | `GET /openapi.json` | the OpenAPI 3.1 description of every route: see [`crate::openapi`] |
 //!
 //! The reading routes answer 404 for a reading that is not committed and 503 with
-//! `Retry-After` while its entry is not yet in a published checkpoint. Errors are RFC 9457
-//! problem documents; causes are logged, never sent.
+//! `Retry-After` while its entry is not yet in a published checkpoint. A reading of an
+//! organisation's device is that organisation's record (`ReadRecords`: the owner, its partners,
+//! auditors); one of a device the operator imported and no organisation claimed is read from
+//! the node's own host (or by an auditor). Errors are RFC 9457 problem documents; causes are
+//! logged, never sent. Every error answer is one, including the router's own (unknown route
+//! 404, wrong method 405, a body over the limit 413, a path parameter that does not decode
+//! 400): [`problem_documents`] rewrites any other error body, and refuses a request body that
+//! is not JSON with 415.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -34,8 +41,9 @@ use std::sync::Arc;
 use agritrace_verify::ReadingProof;
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use ingest::{Clock, IngestHandle, ReadingAnchor, RegisterOutcome, RegistryError};
@@ -46,7 +54,8 @@ use ledger::tlog_proof::TlogProof;
 use protocol::{DeviceId, SequenceNumber};
 use serde_json::json;
 
-use crate::auth::Directory;
+use crate::access::{Caller, require_visible, visibility};
+use crate::auth::{Action, Directory, Visibility};
 use crate::metrics::{LogSizes, render};
 use crate::node::Storage;
 
@@ -107,9 +116,90 @@ pub fn router(state: AppState, body_bytes_max: usize) -> Router {
         .merge(crate::partners::routes())
         .merge(crate::devices::routes())
         .merge(crate::trade::routes())
+        .merge(crate::openapi::routes())
         .layer(DefaultBodyLimit::max(body_bytes_max))
         .with_state(state)
         .merge(log)
+        .layer(axum::middleware::from_fn(problem_documents))
+}
+
+/// Longest error body of the router's own that is carried over into a problem's `detail`.
+const REJECTION_BYTES_MAX: usize = 4_096;
+
+/// Whether a request body of `content_type` is JSON (`application/json`, `application/ld+json`,
+/// any `application/*+json`).
+fn is_json(content_type: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// Every error answer is an RFC 9457 problem document: a request body whose `Content-Type`
+/// is not JSON is refused with 415 (a body without one is read as JSON), and an error the
+/// router or an extractor answered in plain text (404, 405, 413, a path that does not decode)
+/// is rewritten as a problem, its text as `detail`, its headers (`Allow`, ...) kept.
+pub async fn problem_documents(request: Request, next: Next) -> Response {
+    let has_body = matches!(
+        *request.method(),
+        Method::POST | Method::PUT | Method::PATCH
+    );
+    if let Some(content_type) = request.headers().get(header::CONTENT_TYPE)
+        && has_body
+        && !content_type.to_str().is_ok_and(is_json)
+    {
+        return ApiError::UnsupportedMediaType(format!(
+            "the request body must be JSON (application/json), not {}",
+            String::from_utf8_lossy(content_type.as_bytes())
+        ))
+        .into_response();
+    }
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|t| t.as_bytes().starts_with(b"application/problem+json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, REJECTION_BYTES_MAX)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let detail = if text.is_empty() {
+        match status {
+            StatusCode::NOT_FOUND => "no such route on this node; see /openapi.json".to_owned(),
+            StatusCode::METHOD_NOT_ALLOWED => {
+                "this route does not take that method; see /openapi.json".to_owned()
+            }
+            other => other.canonical_reason().unwrap_or("error").to_owned(),
+        }
+    } else {
+        text
+    };
+    let problem = problem_body(status, &detail);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    Response::from_parts(parts, Body::from(problem))
+}
+
+fn problem_body(status: StatusCode, detail: &str) -> String {
+    json!({
+        "type": "about:blank",
+        "title": status.canonical_reason().unwrap_or("error"),
+        "status": status.as_u16(),
+        "detail": detail,
+    })
+    .to_string()
 }
 
 /// An API error: a status and a problem document.
@@ -125,6 +215,8 @@ pub enum ApiError {
     NotFound(String),
     /// Conflicts with what is stored (409).
     Conflict(String),
+    /// The body is not in a media type the route takes (415).
+    UnsupportedMediaType(String),
     /// Not ready yet; retry shortly (503 with `Retry-After`).
     NotYet(String),
     /// Too many requests of this caller in progress; retry shortly (429 with `Retry-After`).
@@ -142,6 +234,7 @@ impl ApiError {
             | Self::Forbidden(d)
             | Self::NotFound(d)
             | Self::Conflict(d)
+            | Self::UnsupportedMediaType(d)
             | Self::NotYet(d)
             | Self::TooMany(d) => d.clone(),
             Self::Unauthorized(d) => (*d).to_owned(),
@@ -158,6 +251,7 @@ impl IntoResponse for ApiError {
             Self::Forbidden(d) => (StatusCode::FORBIDDEN, d),
             Self::NotFound(d) => (StatusCode::NOT_FOUND, d),
             Self::Conflict(d) => (StatusCode::CONFLICT, d),
+            Self::UnsupportedMediaType(d) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, d),
             Self::NotYet(d) => (StatusCode::SERVICE_UNAVAILABLE, d),
             Self::TooMany(d) => (StatusCode::TOO_MANY_REQUESTS, d),
             Self::Internal(cause) => {
@@ -168,13 +262,10 @@ impl IntoResponse for ApiError {
                 )
             }
         };
-        let body = json!({
-            "type": "about:blank",
-            "title": status.canonical_reason().unwrap_or("error"),
-            "status": status.as_u16(),
-            "detail": detail,
-        });
-        let mut response = bytes("application/problem+json", body.to_string().into_bytes());
+        let mut response = bytes(
+            "application/problem+json",
+            problem_body(status, &detail).into_bytes(),
+        );
         *response.status_mut() = status;
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
@@ -323,15 +414,42 @@ async fn import(
     }
 }
 
-/// A committed reading's anchor, from the path parameters.
+/// Whether the caller may read the readings of `device`: an organisation's device through
+/// [`require_visible`] on its owner (`ReadRecords`: the owner, its partners, auditors); a device
+/// the operator imported and no organisation claimed from the node's own host, or by an
+/// auditor.
+///
+/// # Errors
+/// 401 or 403 when it may not, 500 if the store fails.
+pub(crate) fn may_read_readings(
+    state: &AppState,
+    caller: &Caller,
+    peer: SocketAddr,
+    device: DeviceId,
+) -> Result<(), ApiError> {
+    match state.devices.owner(device)? {
+        Some(owner) => require_visible(state, caller, Action::ReadRecords, &owner.org).map(|_| ()),
+        None if peer.ip().is_loopback() => Ok(()),
+        None if visibility(state, caller)? == Visibility::All => Ok(()),
+        None => Err(ApiError::Forbidden(format!(
+            "device {device} belongs to no organisation; its readings are read on the node's \
+             own host"
+        ))),
+    }
+}
+
+/// A committed reading's anchor, from the path parameters, if the caller may read it.
 async fn find_anchor(
     state: &AppState,
+    caller: &Caller,
+    peer: SocketAddr,
     device: &str,
     sequence: &str,
 ) -> Result<ReadingAnchor, ApiError> {
     let device: DeviceId = device
         .parse()
         .map_err(|e| ApiError::BadRequest(format!("device id: {e}")))?;
+    may_read_readings(state, caller, peer, device)?;
     let sequence: u64 = sequence
         .parse()
         .map_err(|_| ApiError::BadRequest("the sequence number is not a u64".to_owned()))?;
@@ -374,9 +492,11 @@ fn tlog_proof_text(proof: &InclusionProof, checkpoint: &PublishedCheckpoint) -> 
 
 async fn anchor(
     State(state): State<AppState>,
+    caller: Caller,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path((device, sequence)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let anchor = find_anchor(&state, &device, &sequence).await?;
+    let anchor = find_anchor(&state, &caller, peer, &device, &sequence).await?;
     let (proof, checkpoint) = proof_of(&state, &anchor).await?;
     let reading = &anchor.reading;
     let body = json!({
@@ -407,17 +527,21 @@ async fn anchor(
 
 async fn entry(
     State(state): State<AppState>,
+    caller: Caller,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path((device, sequence)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let anchor = find_anchor(&state, &device, &sequence).await?;
+    let anchor = find_anchor(&state, &caller, peer, &device, &sequence).await?;
     Ok(bytes("application/octet-stream", anchor.entry))
 }
 
 async fn tlog_proof(
     State(state): State<AppState>,
+    caller: Caller,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path((device, sequence)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let anchor = find_anchor(&state, &device, &sequence).await?;
+    let anchor = find_anchor(&state, &caller, peer, &device, &sequence).await?;
     let (proof, checkpoint) = proof_of(&state, &anchor).await?;
     Ok(bytes(
         "text/plain; charset=utf-8",
@@ -429,9 +553,11 @@ async fn tlog_proof(
 /// cosigned checkpoint, in the format `agritrace-verify --reading-proof` reads.
 async fn reading_proof(
     State(state): State<AppState>,
+    caller: Caller,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path((device, sequence)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let anchor = find_anchor(&state, &device, &sequence).await?;
+    let anchor = find_anchor(&state, &caller, peer, &device, &sequence).await?;
     let (proof, checkpoint) = proof_of(&state, &anchor).await?;
     let batch_size = u64::try_from(anchor.batch.reading_leaves.len())
         .map_err(|_| ApiError::Internal("a batch larger than 2^64 readings".to_owned()))?;

@@ -19,6 +19,7 @@
 //! - [`resolver`]: the GS1 Digital Link resolver, QR codes and scan counts of serialised items.
 //! - [`epcis`]: EPCIS 2.0 capture and query, each event anchored as a `TraceEvent`; sensor
 //!   summaries of devices and of a shipment's journey.
+//! - [`openapi`]: the OpenAPI 3.1 description of every route, served at `/openapi.json`.
 //! - [`partners`], [`devices`], [`trade`] (with [`paging`]): partner sharing, an organisation's
 //!   devices (key events on the log), lots and shipments, read through `access::visibility`.
 
@@ -35,6 +36,7 @@ pub mod http;
 pub mod master;
 pub mod metrics;
 pub mod node;
+pub mod openapi;
 pub mod paging;
 pub mod partners;
 pub mod provenance;

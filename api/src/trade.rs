@@ -23,7 +23,7 @@
 //! | `GET /v1/orgs/{org}/lots?limit=&next=`, `GET .../lots/{gtin}/{lot}` | `ReadRecords` (owner, its partners, auditors) | lots |
 //! | `POST /v1/orgs/{org}/shipments` | `WriteShipments` | 201, the shipment; 409 if its id exists in the organisation |
 //! | `POST .../shipments/{id}/departure`, `.../arrival` | `WriteShipments` | 201, the shipment; 409 when recorded already (or arrival before departure is recorded) |
-//! | `GET /v1/orgs/{org}/shipments?status=&limit=&next=` | `ReadRecords` (owner, auditors) | the organisation's shipments |
+//! | `GET /v1/orgs/{org}/shipments?status=&limit=&next=` | `ReadRecords` (owner, its partners, auditors) | the organisation's shipments |
 //! | `GET /v1/orgs/{org}/shipments/{id}` | `ReadRecords`, if [`Visibility`] sees it | the shipment |
 //! | `GET /v1/shipments?declared_to=&status=&limit=&next=` | `ReadRecords` | every shipment the caller may see |
 
@@ -1160,7 +1160,7 @@ async fn list_org_shipments(
     params: Result<Query<ShipmentQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let org = org_of("organisation", &org)?;
-    require(&caller, Action::ReadRecords, Some(&org))?;
+    require_visible(&state, &caller, Action::ReadRecords, &org)?;
     let params = query(params)?;
     if params.declared_to.is_some() {
         return Err(bad(

@@ -450,7 +450,7 @@ async fn a_packed_lot_is_traced_to_its_plot_and_its_shipment_with_cold_chain_and
     let mut served = StatusCode::SERVICE_UNAVAILABLE;
     for _ in 0..POLLS_MAX {
         // 503 until a checkpoint covers the reading's batch.
-        served = call(&api, Method::GET, link, None, None).await.0;
+        served = call(&api, Method::GET, link, Some(exporter), None).await.0;
         if served != StatusCode::SERVICE_UNAVAILABLE {
             break;
         }

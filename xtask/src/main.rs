@@ -2,7 +2,8 @@
 //!
 //! * `test`  — the one command that checks everything: installs what the tests need when it is
 //!   missing (Mosquitto, qemu-system-arm, the Cortex-M targets, a nightly toolchain and
-//!   cargo-fuzz for the fuzzers, Go for the interop test), then runs formatting, clippy, every
+//!   cargo-fuzz for the fuzzers, Go for the interop test, `openapi-spec-validator` for the
+//!   API description), then runs formatting, clippy, every
 //!   test of the workspace, the Cortex-M builds (the QEMU run is one of the tests), and every
 //!   fuzz target for a bounded time. CI runs exactly this.
 //! * `devices` — runs simulated devices against a local Mosquitto (installing it if missing).
@@ -114,6 +115,7 @@ fn test() -> Result<()> {
     install_debian_packages()?;
     install_rust_targets()?;
     require_go()?;
+    require_openapi_validator()?;
     run("formatting", cargo().args(["fmt", "--all", "--check"]))?;
     // The Cortex-M image and the fuzz targets are workspaces of their own.
     for manifest in ["firmware/lm3s6965evb/Cargo.toml", "fuzz/Cargo.toml"] {
@@ -239,6 +241,24 @@ fn require_go() -> Result<()> {
         return Ok(());
     }
     apt_install(&["golang-go"])
+}
+
+/// The independent OpenAPI validator the API's tests run over `/openapi.json`, from PyPI.
+fn require_openapi_validator() -> Result<()> {
+    if succeeds("openapi-spec-validator", &["--version"]) {
+        return Ok(());
+    }
+    let pip = ["-m", "pip", "install", "--quiet", "openapi-spec-validator"];
+    if succeeds("python3", &pip) {
+        return Ok(());
+    }
+    // Debian's own Python refuses system-wide pip installs unless told.
+    let mut forced = pip.to_vec();
+    forced.push("--break-system-packages");
+    run(
+        "installing openapi-spec-validator",
+        Command::new("python3").args(&forced),
+    )
 }
 
 fn install_fuzzing() -> Result<()> {

@@ -8,7 +8,7 @@
 //! | `GET /.well-known/gs1resolver` | `ReadPublic` | the resolver description file |
 //! | `GET /v1/public/01/...` | `ReadPublic` | the default link: a public JSON summary of the product (and lot/serial) |
 //! | `GET /qr/01/...[.svg\|.png][?ec=L\|M\|Q\|H&module=1..32&base=https://...]` | `ReadPublic` | the QR code of the canonical Digital Link, SVG or PNG (suffix or `Accept`) |
-//! | `GET /v1/scans/01/{gtin}/21/{serial}` | `ReadRecords` of the GTIN's owner (or an auditor) | scan count, first and last scan, address prefixes, languages, the `suspicious` flag and its rule |
+//! | `GET /v1/scans/01/{gtin}/21/{serial}` | `ReadRecords` of the GTIN's owner (its partners, auditors) | scan count, first and last scan, address prefixes, languages, the `suspicious` flag and its rule |
 //!
 //! Every resolver answer carries `Access-Control-Allow-Origin: *`. Bad syntax, a wrong check
 //! digit, qualifiers out of order or a bad character answer 400 with a problem document naming
@@ -42,7 +42,7 @@ use axum::routing::get;
 use gs1::{DigitalLink, Gtin};
 use serde_json::json;
 
-use crate::access::{Caller, require};
+use crate::access::{Caller, require, require_visible};
 use crate::auth::Action;
 use crate::http::{ApiError, AppState, json_status};
 use crate::master::Product;
@@ -430,7 +430,7 @@ async fn read_scans(state: &AppState, caller: &Caller, uri: &Uri) -> Result<Resp
             gtin.digits()
         )));
     };
-    require(caller, Action::ReadRecords, Some(&product.org))?;
+    require_visible(state, caller, Action::ReadRecords, &product.org)?;
     let record = state
         .resolver
         .scans
