@@ -746,7 +746,16 @@ async fn readings_of_devices_are_summarised_into_a_sensor_event() {
         let path = format!("/v1/devices/{device}/readings/4/anchor");
         let mut polls = 0;
         loop {
-            let (status, _) = api.call(Method::GET, &path, None, None).await;
+            let (status, answer) = api.call(Method::GET, &path, Some(carrier), None).await;
+            assert!(
+                [
+                    StatusCode::OK,
+                    StatusCode::NOT_FOUND,
+                    StatusCode::SERVICE_UNAVAILABLE
+                ]
+                .contains(&status),
+                "{status}: {answer}"
+            );
             if status != StatusCode::NOT_FOUND {
                 break;
             }
