@@ -627,7 +627,36 @@ async fn standard_examples_are_captured_anchored_queried_guarded_and_kept() {
         StatusCode::CONFLICT,
         "duplicates are refused after a restart too"
     );
+
+    // Once the rival shares its records with the coop, the coop's queries walk both
+    // organisations' events (merged in order, each once).
+    let rival_admin = api.bootstrap_member("rival", "admin").await;
+    let (status, answer) = api
+        .call(
+            Method::POST,
+            "/v1/orgs/rival/partners",
+            Some(&rival_admin),
+            Some(json!({ "partner": "coop" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    let (shared, _) = query_all(&api, producer, "perPage=1").await;
+    let shared_ids: Vec<String> = shared
+        .iter()
+        .map(|e| e["eventID"].as_str().expect("id").to_owned())
+        .collect();
+    assert_eq!(shared_ids.len(), total + 1, "{shared_ids:?}");
+    assert_eq!(
+        shared_ids.iter().cloned().collect::<BTreeSet<_>>().len(),
+        total + 1
+    );
+    assert!(shared_ids.iter().any(|id| id == victim_id(first_job)));
     node.shutdown().await;
+}
+
+/// The eventID the rival's event above took: the first event's hash.
+fn victim_id(job: &Value) -> &str {
+    job["events"][0]["eventHash"].as_str().expect("hash")
 }
 
 fn new_event(time: &str) -> Value {

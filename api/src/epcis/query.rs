@@ -120,6 +120,9 @@ const EVENT_TYPES: [&str; 5] = [
     "AssociationEvent",
 ];
 
+/// Most organisations whose owner indexes a query merges (partners sharing with the reader).
+const OWNER_UNION_MAX: usize = 32;
+
 fn time_ms(name: &str, value: &str) -> Result<i64, String> {
     parse_timestamp(value)
         .map(|t| t.unix_ms)
@@ -132,8 +135,18 @@ fn bound(name: &str, value: &str) -> Result<u64, String> {
     Ok(u64::try_from(time_ms(name, value)?).unwrap_or(0))
 }
 
-fn set<T>(slot: &mut Option<Vec<T>>, values: Vec<T>) {
-    slot.get_or_insert_with(Vec::new).extend(values);
+/// Adds `values` of parameter `name` to `slot`; a parameter may repeat, but its values
+/// together stay within [`VALUES_MAX`] (each costs work on every examined event).
+fn set<T>(name: &str, slot: &mut Option<Vec<T>>, values: Vec<T>) -> Result<(), String> {
+    let all = slot.get_or_insert_with(Vec::new);
+    all.extend(values);
+    if all.len() > VALUES_MAX {
+        return Err(format!(
+            "{name}: at most {VALUES_MAX} values in all, whether separated by `|` or in repeated \
+             parameters"
+        ));
+    }
+    Ok(())
 }
 
 impl EventQuery {
@@ -173,7 +186,7 @@ impl EventQuery {
                     if let Some(bad) = types.iter().find(|t| !EVENT_TYPES.contains(&t.as_str())) {
                         return Err(format!("eventType: {bad:?} is not an EPCIS event type"));
                     }
-                    set(&mut q.event_types, types);
+                    set(name, &mut q.event_types, types)?;
                 }
                 "GE_eventTime" => q.ge_event_ms = Some(bound(name, raw)?),
                 "LT_eventTime" => q.lt_event_ms = Some(bound(name, raw)?),
@@ -187,32 +200,34 @@ impl EventQuery {
                     {
                         return Err(format!("EQ_action: {bad:?} is not ADD, OBSERVE or DELETE"));
                     }
-                    set(&mut q.actions, actions);
+                    set(name, &mut q.actions, actions)?;
                 }
                 "EQ_bizStep" => {
                     let v = values()?;
                     set(
+                        name,
                         &mut q.biz_steps,
                         v.iter().map(|s| cbv_term(s, BIZ_STEP_PREFIX)).collect(),
-                    );
+                    )?;
                 }
                 "EQ_disposition" => {
                     let v = values()?;
                     set(
+                        name,
                         &mut q.dispositions,
                         v.iter().map(|s| cbv_term(s, DISPOSITION_PREFIX)).collect(),
-                    );
+                    )?;
                 }
-                "EQ_bizLocation" => set(&mut q.biz_locations, values()?),
-                "EQ_readPoint" => set(&mut q.read_points, values()?),
-                "EQ_eventID" => set(&mut q.event_ids, values()?),
-                "MATCH_epc" => set(&mut q.match_epc, patterns()?),
-                "MATCH_parentID" => set(&mut q.match_parent, patterns()?),
-                "MATCH_inputEPC" => set(&mut q.match_input, patterns()?),
-                "MATCH_outputEPC" => set(&mut q.match_output, patterns()?),
-                "MATCH_anyEPC" => set(&mut q.match_any_epc, patterns()?),
-                "MATCH_epcClass" => set(&mut q.match_class, patterns()?),
-                "MATCH_anyEPCClass" => set(&mut q.match_any_class, patterns()?),
+                "EQ_bizLocation" => set(name, &mut q.biz_locations, values()?)?,
+                "EQ_readPoint" => set(name, &mut q.read_points, values()?)?,
+                "EQ_eventID" => set(name, &mut q.event_ids, values()?)?,
+                "MATCH_epc" => set(name, &mut q.match_epc, patterns()?)?,
+                "MATCH_parentID" => set(name, &mut q.match_parent, patterns()?)?,
+                "MATCH_inputEPC" => set(name, &mut q.match_input, patterns()?)?,
+                "MATCH_outputEPC" => set(name, &mut q.match_output, patterns()?)?,
+                "MATCH_anyEPC" => set(name, &mut q.match_any_epc, patterns()?)?,
+                "MATCH_epcClass" => set(name, &mut q.match_class, patterns()?)?,
+                "MATCH_anyEPCClass" => set(name, &mut q.match_any_class, patterns()?)?,
                 "perPage" => {
                     q.per_page = raw
                         .parse()
@@ -344,9 +359,9 @@ impl EventQuery {
                 add(IndexKind::Epc, Some(id));
             }
         }
-        if let Visibility::Scoped { orgs, authorities } = visibility
+        // Events are visible by owner alone (a declaration to an authority concerns shipments).
+        if let Visibility::Scoped { orgs, .. } = visibility
             && orgs.len() == 1
-            && authorities.is_empty()
         {
             add(
                 IndexKind::Owner,
@@ -369,25 +384,44 @@ impl EventQuery {
         if let Some(ids) = &self.event_ids {
             return self.run_by_ids(store, ids, visibility);
         }
-        let mut driver = (IndexKind::Time, String::new());
-        let mut fewest = usize::MAX;
-        for (kind, value) in self.candidates(visibility) {
-            let count = store
+        let estimate = |kind: IndexKind, value: &str| -> Result<usize, StoreError> {
+            Ok(store
                 .index_rows(
                     kind,
-                    &value,
+                    value,
                     self.after.as_ref(),
                     self.lt_event_ms,
                     self.ge_event_ms,
                     ESTIMATE_ROWS,
                 )?
-                .len();
+                .len())
+        };
+        let mut drivers = vec![(IndexKind::Time, String::new())];
+        let mut fewest = usize::MAX;
+        for (kind, value) in self.candidates(visibility) {
+            let count = estimate(kind, &value)?;
             if count < fewest {
                 fewest = count;
-                driver = (kind, value);
+                drivers = vec![(kind, value)];
             }
         }
-        let (kind, value) = driver;
+        // A reader who sees a few organisations' events: the union of their owner indexes,
+        // when that is no larger than the best single index.
+        if let Visibility::Scoped { orgs, .. } = visibility
+            && orgs.len() > 1
+            && orgs.len() <= OWNER_UNION_MAX
+        {
+            let mut total = 0;
+            for org in orgs {
+                total += estimate(IndexKind::Owner, org.as_str())?;
+            }
+            if total <= fewest {
+                drivers = orgs
+                    .iter()
+                    .map(|o| (IndexKind::Owner, o.as_str().to_owned()))
+                    .collect();
+            }
+        }
         let mut after = self.after;
         let mut scanned = 0;
         let mut page = Vec::new();
@@ -396,14 +430,23 @@ impl EventQuery {
             if want == 0 {
                 return Ok((page, after));
             }
-            let rows = store.index_rows(
-                kind,
-                &value,
-                after.as_ref(),
-                self.lt_event_ms,
-                self.ge_event_ms,
-                want,
-            )?;
+            // Each driver's next rows, merged in (time, digest) order: the first `want` of the
+            // union are the union's next `want` rows.
+            let mut rows = Vec::new();
+            for (kind, value) in &drivers {
+                rows.extend(store.index_rows(
+                    *kind,
+                    value,
+                    after.as_ref(),
+                    self.lt_event_ms,
+                    self.ge_event_ms,
+                    want,
+                )?);
+            }
+            rows.sort_unstable();
+            rows.dedup();
+            let exhausted = rows.len() < want;
+            rows.truncate(want);
             scanned += rows.len();
             let digests: Vec<[u8; 32]> = rows.iter().map(|r| r.digest).collect();
             for (row, event) in rows.iter().zip(store.read_events(&digests)?) {
@@ -417,7 +460,7 @@ impl EventQuery {
                     }
                 }
             }
-            if rows.len() < want {
+            if exhausted {
                 return Ok((page, None));
             }
         }

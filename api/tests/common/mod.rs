@@ -84,6 +84,33 @@ impl Api {
     }
 }
 
+impl Api {
+    /// Adds a member with `role` to an existing organisation through the node's local admin
+    /// routes; returns its token.
+    pub async fn bootstrap_member(&self, org: &str, role: &str) -> String {
+        let member = format!("{role}-extra");
+        let (status, body) = self
+            .call(
+                Method::POST,
+                &format!("/v1/admin/orgs/{org}/members"),
+                None,
+                Some(json!({ "id": member, "name": format!("The {role}"), "roles": [role] })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let (status, body) = self
+            .call(
+                Method::POST,
+                &format!("/v1/admin/orgs/{org}/members/{member}/tokens"),
+                None,
+                Some(json!({ "label": "test" })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["token"].as_str().expect("the token").to_owned()
+    }
+}
+
 pub const ROLES: [&str; 7] = [
     "admin",
     "producer",
