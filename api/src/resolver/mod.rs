@@ -211,6 +211,29 @@ async fn resolve(
     answer(resolve_key(&state, peer, &method, &uri, &headers))
 }
 
+/// Whether an EPCIS event on this node names the serialised item: only those are counted,
+/// so that requests for made-up serials cannot fill the store.
+fn known_item(state: &AppState, gtin: Gtin, serial: &gs1::Serial) -> Result<bool, ApiError> {
+    let item = gs1::EpcKey::Sgtin {
+        gtin,
+        serial: serial.clone(),
+    }
+    .to_string();
+    let rows = state
+        .epcis
+        .events()
+        .index_rows(
+            crate::epcis::store::IndexKind::Epc,
+            &item,
+            None,
+            None,
+            None,
+            1,
+        )
+        .map_err(|e| ApiError::Internal(format!("{e:#?}")))?;
+    Ok(!rows.is_empty())
+}
+
 fn resolve_key(
     state: &AppState,
     peer: SocketAddr,
@@ -223,7 +246,9 @@ fn resolve_key(
         .map_err(ApiError::BadRequest)?;
     let product = product_of(state, gtin)?;
     let base = state.resolver.base();
-    if let (true, Some(serial)) = (method == Method::GET, link.serial()) {
+    if let (true, Some(serial)) = (method == Method::GET, link.serial())
+        && known_item(state, gtin, serial)?
+    {
         state.resolver.scans.record(
             gtin,
             serial,
