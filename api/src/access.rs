@@ -7,9 +7,9 @@
 //! |---|---|---|
 //! | `GET /v1/whoami` | any valid token | the caller's organisation, member id, roles, token id |
 //! | `GET /v1/orgs/{org}` | `ReadOrg` | the organisation |
-//! | `GET /v1/orgs/{org}/members` | `ReadOrg` | its members |
+//! | `GET /v1/orgs/{org}/members?limit=&next=` | `ReadOrg` | a page of its members |
 //! | `POST /v1/orgs/{org}/members` | `ManageOrg` | 201, the member (`{id, name, roles}` in); 403 for `auditor` or `customs`, which only the operator grants |
-//! | `GET /v1/orgs/{org}/members/{member}/tokens` | `ManageOrg`, or the member itself | the member's tokens (never secrets) |
+//! | `GET /v1/orgs/{org}/members/{member}/tokens?limit=&next=` | `ManageOrg`, or the member itself | a page of the member's tokens (never secrets) |
 //! | `POST /v1/orgs/{org}/members/{member}/tokens` | `ManageOrg` | 201, the token, shown this once (`{label}` in) |
 //! | `DELETE /v1/tokens/{id}` | `ManageOrg` of its organisation, or its holder | the revoked record |
 //! | `POST /v1/admin/orgs`, `.../members`, `.../tokens`, `DELETE /v1/admin/tokens/{id}` | the node's own host only | bootstrap: what `agritrace admin` calls |
@@ -22,7 +22,8 @@ use std::net::SocketAddr;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, FromRequestParts, Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::Response;
@@ -36,6 +37,7 @@ use crate::auth::{
 };
 use crate::http::{ApiError, AppState, json_body, json_status};
 use crate::node::Storage;
+use crate::paging::{Page, PageQuery, query};
 
 /// The caller: `Some` with a valid token, `None` without an `Authorization` header. A header
 /// that is present but not a valid token is refused with 401 before the handler runs.
@@ -209,11 +211,17 @@ async fn members(
     State(state): State<AppState>,
     caller: Caller,
     Path(org): Path<String>,
+    paging: Result<Query<PageQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let org: OrgId = parse("organisation", &org)?;
     require(&caller, Action::ReadOrg, Some(&org))?;
-    let members = state.directory.members(&org).map_err(directory_error)?;
-    Ok(ok(&json!({ "members": members })))
+    let paging = query(paging)?;
+    let page = Page::of(paging.limit, paging.next.as_deref())?;
+    let (members, next) = state
+        .directory
+        .members(&org, &page)
+        .map_err(directory_error)?;
+    Ok(ok(&json!({ "members": members, "next": next })))
 }
 
 /// A new member.
@@ -265,18 +273,21 @@ async fn tokens(
     State(state): State<AppState>,
     caller: Caller,
     Path((org, member)): Path<(String, String)>,
+    paging: Result<Query<PageQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let org: OrgId = parse("organisation", &org)?;
     let member: MemberId = parse("member id", &member)?;
     if !is_self(&caller, &org, &member) {
         require(&caller, Action::ManageOrg, Some(&org))?;
     }
-    let tokens = state
+    let paging = query(paging)?;
+    let page = Page::of(paging.limit, paging.next.as_deref())?;
+    let (tokens, next) = state
         .directory
-        .tokens(&org, &member)
+        .tokens(&org, &member, &page)
         .map_err(directory_error)?;
     let tokens: Vec<serde_json::Value> = tokens.iter().map(token_json).collect();
-    Ok(ok(&json!({ "tokens": tokens })))
+    Ok(ok(&json!({ "tokens": tokens, "next": next })))
 }
 
 /// A new token's label.

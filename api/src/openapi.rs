@@ -249,13 +249,6 @@ fn open(required: &[&str], properties: Value) -> Value {
     json!({ "type": "object", "required": required, "properties": properties })
 }
 
-fn list_of(field: &str, item: &str) -> Value {
-    open(
-        &[field],
-        json!({ field: { "type": "array", "items": schema_ref(item) } }),
-    )
-}
-
 fn page_of(field: &str, item: &str) -> Value {
     open(
         &[field, "next"],
@@ -818,8 +811,8 @@ fn account_ops() -> Vec<Op> {
             Access::Token,
             "Its members (`ReadOrg`)",
         )
-        .params(&["org"])
-        .ok(200, "Members.", list_of("members", "Member"))
+        .params(&["org", "limit", "next"])
+        .ok(200, "A page of members.", page_of("members", "Member"))
         .errors(&[400]),
         op(
             "post",
@@ -841,8 +834,8 @@ fn account_ops() -> Vec<Op> {
             Access::Token,
             "A member's tokens, never secrets (`ManageOrg`, or the member itself)",
         )
-        .params(&["org", "member"])
-        .ok(200, "Tokens.", list_of("tokens", "Token"))
+        .params(&["org", "member", "limit", "next"])
+        .ok(200, "A page of tokens.", page_of("tokens", "Token"))
         .errors(&[400, 404]),
         op(
             "post",
@@ -965,8 +958,8 @@ fn master_ops() -> Vec<Op> {
             .ok(201, "The product.", schema_ref("Product"))
             .errors(&[409]),
         op("get", "/v1/orgs/{org}/products", "listProducts", "master data", Access::Token, "Its products")
-            .describe(read).params(&["org"])
-            .ok(200, "Products (at most 1,000).", list_of("products", "Product"))
+            .describe(read).params(&["org", "limit", "next"])
+            .ok(200, "A page of products.", page_of("products", "Product"))
             .errors(&[400]),
         op("get", "/v1/orgs/{org}/products/{gtin}", "getProduct", "master data", Access::Token, "A product")
             .describe(read).params(&["org", "gtin"])
@@ -978,8 +971,8 @@ fn master_ops() -> Vec<Op> {
             .ok(201, "The location.", schema_ref("Location"))
             .errors(&[409]),
         op("get", "/v1/orgs/{org}/locations", "listLocations", "master data", Access::Token, "Its locations")
-            .describe(read).params(&["org"])
-            .ok(200, "Locations (at most 1,000).", list_of("locations", "Location"))
+            .describe(read).params(&["org", "limit", "next"])
+            .ok(200, "A page of locations.", page_of("locations", "Location"))
             .errors(&[400]),
         op("get", "/v1/orgs/{org}/locations/{id}", "getLocation", "master data", Access::Token, "A location")
             .describe(read).params(&["org", "location"])
@@ -992,8 +985,8 @@ fn master_ops() -> Vec<Op> {
             .ok(201, "The plot.", schema_ref("Plot"))
             .errors(&[409]),
         op("get", "/v1/orgs/{org}/plots", "listPlots", "master data", Access::Token, "Its plots")
-            .describe(read).params(&["org"])
-            .ok(200, "Plots (at most 1,000).", list_of("plots", "Plot"))
+            .describe(read).params(&["org", "limit", "next"])
+            .ok(200, "A page of plots.", page_of("plots", "Plot"))
             .errors(&[400]),
         op("get", "/v1/orgs/{org}/plots/{id}", "getPlot", "master data", Access::Token, "A plot")
             .describe(read).params(&["org", "plot"])

@@ -4,6 +4,7 @@
 //! is durable when it returns. Token checks read the store every time: a revocation takes
 //! effect on the next request.
 
+use crate::paging::{Page, cursor};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -290,15 +291,36 @@ impl<S: IngestStorage> Directory<S> {
         self.get(MEMBERS, &member_key(org, id))
     }
 
-    /// An organisation's members in id order (at most [`LIST_MAX`]).
+    /// A page of an organisation's members in id order, and the cursor of the next page.
     ///
     /// # Errors
     /// [`DirectoryError`] if the store fails.
-    pub fn members(&self, org: &OrgId) -> Result<Vec<Member>, DirectoryError> {
+    pub fn members(
+        &self,
+        org: &OrgId,
+        page: &Page,
+    ) -> Result<(Vec<Member>, Option<String>), DirectoryError> {
         let mut prefix = org.as_str().as_bytes().to_vec();
         prefix.push(0);
-        let (from, to) = prefix_range(&prefix);
-        self.list(MEMBERS, &from, &to)
+        let (_, to) = prefix_range(&prefix);
+        let rows = self
+            .storage
+            .scan(MEMBERS, &page.start(&prefix), &to, page.limit + 1)?;
+        let more = rows.len() > page.limit;
+        let rows = &rows[..rows.len().min(page.limit)];
+        let members = rows
+            .iter()
+            .map(|(_, bytes)| {
+                serde_json::from_slice(bytes).map_err(|e| DirectoryError::Corrupt {
+                    table: MEMBERS,
+                    reason: e.to_string(),
+                })
+            })
+            .collect::<Result<Vec<Member>, _>>()?;
+        let next = more
+            .then(|| rows.last().map(|(key, _)| cursor(key)))
+            .flatten();
+        Ok((members, next))
     }
 
     /// Issues a token for a member; the returned [`ApiToken`] is the only time its secret
@@ -359,7 +381,8 @@ impl<S: IngestStorage> Directory<S> {
         self.get(TOKENS, &id.0)
     }
 
-    /// A member's tokens (revoked ones included), in id order.
+    /// A page of a member's tokens (revoked ones included) in id order, and the cursor of the
+    /// next page.
     ///
     /// # Errors
     /// [`DirectoryError`] if the store fails.
@@ -367,23 +390,26 @@ impl<S: IngestStorage> Directory<S> {
         &self,
         org: &OrgId,
         member: &MemberId,
-    ) -> Result<Vec<TokenRecord>, DirectoryError> {
+        page: &Page,
+    ) -> Result<(Vec<TokenRecord>, Option<String>), DirectoryError> {
         let mut prefix = member_key(org, member);
         prefix.push(0);
-        let (from, to) = prefix_range(&prefix);
-        let ids: Vec<Vec<u8>> = self
+        let (_, to) = prefix_range(&prefix);
+        let rows = self
             .storage
-            .scan(MEMBER_TOKENS, &from, &to, LIST_MAX)?
-            .into_iter()
-            .map(|(key, _)| key[prefix.len()..].to_vec())
-            .collect();
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some(record) = self.get::<TokenRecord>(TOKENS, &id)? {
+            .scan(MEMBER_TOKENS, &page.start(&prefix), &to, page.limit + 1)?;
+        let more = rows.len() > page.limit;
+        let rows = &rows[..rows.len().min(page.limit)];
+        let mut out = Vec::with_capacity(rows.len());
+        for (key, _) in rows {
+            if let Some(record) = self.get::<TokenRecord>(TOKENS, &key[prefix.len()..])? {
                 out.push(record);
             }
         }
-        Ok(out)
+        let next = more
+            .then(|| rows.last().map(|(key, _)| cursor(key)))
+            .flatten();
+        Ok((out, next))
     }
 
     /// Revokes a token (revoking it again changes nothing).
@@ -480,7 +506,10 @@ mod tests {
         assert_eq!(principal.org, coop);
         assert!(principal.has(Role::Producer) && !principal.has(Role::Admin));
         assert_eq!(
-            directory.tokens(&coop, &li).expect("list"),
+            directory
+                .tokens(&coop, &li, &Page::of(None, None).expect("page"))
+                .expect("list")
+                .0,
             vec![record.clone()]
         );
 
