@@ -63,7 +63,7 @@ impl Out {
 #[must_use]
 pub fn render(ingest: &MetricsSnapshot, sequencer: &StatsSnapshot, log: LogSizes) -> String {
     let mut out = Out(String::with_capacity(8 * 1024));
-    let counters: [(&str, &str, u64); 14] = [
+    let counters: [(&str, &str, u64); 15] = [
         (
             "agritrace_ingest_messages_received_total",
             "MQTT messages taken from the broker.",
@@ -121,8 +121,13 @@ pub fn render(ingest: &MetricsSnapshot, sequencer: &StatsSnapshot, log: LogSizes
         ),
         (
             "agritrace_ingest_device_acks_dropped_total",
-            "Device acks dropped because the ack queue was full.",
+            "Device acks still held when shutdown's grace period ran out (devices resend).",
             ingest.device_acks_dropped,
+        ),
+        (
+            "agritrace_ingest_intake_paused_for_acks_total",
+            "Times ingest stopped taking messages because too many device acks were held.",
+            ingest.intake_paused_for_acks,
         ),
         (
             "agritrace_ingest_mqtt_connections_total",
@@ -155,6 +160,12 @@ pub fn render(ingest: &MetricsSnapshot, sequencer: &StatsSnapshot, log: LogSizes
         "gauge",
         "Anchoring lag: readings accepted and not yet committed.",
         ingest.readings_pending,
+    );
+    out.one(
+        "agritrace_ingest_device_acks_held",
+        "gauge",
+        "Sequence numbers due in device acks that wait for their ack connection.",
+        ingest.device_acks_held,
     );
     out.one(
         "agritrace_ingest_batches_in_flight",

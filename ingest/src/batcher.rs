@@ -212,21 +212,37 @@ impl<T> BatchCore<T> {
     /// here, and digests of rejections. The digests of conflicts come from
     /// [`conflict_lookups`](Self::conflict_lookups) once the committed readings are read.
     pub fn lookups(&self, message: &VerifiedMessage<T>) -> (Vec<ReadingKey>, Vec<[u8; 32]>) {
-        let mut keys = Vec::new();
-        let mut digests = Vec::new();
-        for verdict in &message.verdicts {
-            match verdict {
-                Verdict::Accepted(reading) => {
-                    let key = (reading.device, reading.sequence);
-                    if !self.pending.contains_key(&key) {
-                        keys.push(key);
-                    }
-                }
-                Verdict::Rejected(rejection) => digests.push(rejection_digest(rejection)),
-                Verdict::Deferred => {}
-            }
-        }
-        (keys, digests)
+        (
+            self.lookups_of_readings(message),
+            self.rejection_lookups(message),
+        )
+    }
+
+    /// The first half of [`lookups`](Self::lookups): keys of the message's accepted
+    /// readings that are not pending here. Keys of several messages may be read in one
+    /// snapshot before they are added in order (a key pending by then is decided here).
+    pub fn lookups_of_readings(&self, message: &VerifiedMessage<T>) -> Vec<ReadingKey> {
+        message
+            .verdicts
+            .iter()
+            .filter_map(|verdict| match verdict {
+                Verdict::Accepted(reading) => Some((reading.device, reading.sequence)),
+                _ => None,
+            })
+            .filter(|key| !self.pending.contains_key(key))
+            .collect()
+    }
+
+    /// The second half of [`lookups`](Self::lookups): digests of the message's rejections.
+    pub fn rejection_lookups(&self, message: &VerifiedMessage<T>) -> Vec<[u8; 32]> {
+        message
+            .verdicts
+            .iter()
+            .filter_map(|verdict| match verdict {
+                Verdict::Rejected(rejection) => Some(rejection_digest(rejection)),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Digests to look up for the readings of `message` that will be conflicts: their
@@ -662,8 +678,9 @@ fn complete<T>(
     }
 }
 
-/// One or more acks per device (an ack holds at most `ACK_RANGES_MAX` ranges).
-fn device_acks(due: BTreeMap<DeviceId, Vec<SequenceNumber>>) -> Vec<Ack> {
+/// One or more acks per device (an ack holds at most `ACK_RANGES_MAX` ranges), in device
+/// order; the sequence numbers need not be sorted or distinct.
+pub fn device_acks(due: BTreeMap<DeviceId, Vec<SequenceNumber>>) -> Vec<Ack> {
     let mut acks = Vec::new();
     for (device, mut sequences) in due {
         sequences.sort_unstable();

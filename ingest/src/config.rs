@@ -47,7 +47,8 @@ pub struct IngestConfig {
     pub verifier_queue_depth: usize,
     /// Most readings verified in one Ed25519 batch. 1..=4,096. Default 256.
     pub verify_readings_max: usize,
-    /// Verified messages queued for the batcher. 1..=65,536. Default 256.
+    /// Verified groups of messages (one verifier batch each) queued for the batcher.
+    /// 1..=65,536. Default 256.
     pub batcher_queue_depth: usize,
     /// A batch closes once it holds this many readings (a message's readings are never
     /// split, so a batch may pass it by less than one message). 1..=800. Default 500.
@@ -72,12 +73,20 @@ pub struct IngestConfig {
     /// Bytes of a rejected payload kept in quarantine (the rest is cut; the original length
     /// is kept). 256..=1 MiB. Default 8 KiB.
     pub quarantine_bytes_max: usize,
-    /// Device acks queued for each ack connection (one per worker); when full, an ack is dropped and counted
-    /// (the device offers the readings again and gets them acked as duplicates).
-    /// 1..=65,536. Default 16,384: one commit can make due an ack per device of every batch
-    /// in flight (`batches_in_flight_max` x `batch_readings_max`, 16 x 800 at most with the
-    /// defaults), and such a burst must not drop acks.
-    pub ack_queue_depth: usize,
+    /// Sequence numbers due in device acks and not yet published, at most. Acks leave as soon
+    /// as their round is durable while the broker keeps up; when it falls behind they are
+    /// held and merged (one ack per device covers everything due), and once this many are
+    /// held the batcher takes no new messages until they leave: ingest slows its intake
+    /// (the broker holds the backlog) rather than drop acks. 1..=1,048,576. Default 65,536:
+    /// a few seconds of a busy node's readings, and above what one round can complete
+    /// (`batches_in_flight_max` x `batch_readings_max`), so that a broker that keeps up
+    /// never pauses intake.
+    pub device_ack_held_max: usize,
+    /// Least time between two publications of held device acks. 0 publishes each round's
+    /// acks as soon as it is durable (lowest latency); a positive interval gathers several
+    /// rounds into one ack per device, fewer broker messages per reading at the cost of up
+    /// to this much latency. 0..=10,000. Default 0.
+    pub device_ack_interval_ms: u64,
 }
 
 impl Default for IngestConfig {
@@ -103,7 +112,8 @@ impl Default for IngestConfig {
             key_cache_entries_max: 100_000,
             key_cache_ttl_ms: 60_000,
             quarantine_bytes_max: 8 * 1024,
-            ack_queue_depth: 16_384,
+            device_ack_held_max: 65_536,
+            device_ack_interval_ms: 0,
         }
     }
 }
@@ -170,7 +180,6 @@ impl IngestConfig {
             ),
             ("verifier_queue_depth", self.verifier_queue_depth),
             ("batcher_queue_depth", self.batcher_queue_depth),
-            ("ack_queue_depth", self.ack_queue_depth),
         ] {
             check_range(name, value, 1, QUEUE_DEPTH_CEILING)?;
         }
@@ -207,6 +216,18 @@ impl IngestConfig {
             self.quarantine_bytes_max,
             256,
             1024 * 1024,
+        )?;
+        check_range(
+            "device_ack_held_max",
+            self.device_ack_held_max,
+            1,
+            1024 * 1024,
+        )?;
+        check_range(
+            "device_ack_interval_ms",
+            self.device_ack_interval_ms,
+            0,
+            10_000,
         )?;
         Ok(())
     }
@@ -251,5 +272,11 @@ mod tests {
             Some("quarantine_bytes_max"),
         );
         check(|c| c.clock_skew_max_ms = 0, Some("clock_skew_max_ms"));
+        check(|c| c.device_ack_held_max = 0, Some("device_ack_held_max"));
+        check(
+            |c| c.device_ack_interval_ms = 10_001,
+            Some("device_ack_interval_ms"),
+        );
+        check(|c| c.device_ack_interval_ms = 0, None);
     }
 }

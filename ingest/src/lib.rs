@@ -26,10 +26,21 @@
 //!   submitted with its sidecar records (readings, batch, devices last seen, quarantine) so the
 //!   readings, the entry and the log state commit in one durable transaction.
 //! - **Acks**: after a unit is durable, every message depending on it is acked to the broker
-//!   through the connection that received it, and each device gets one ack (as ranges) naming
-//!   its committed, duplicate and refused-for-good readings. Retryable refusals (unknown device)
-//!   are MQTT-acked (an MQTT ack is hop-by-hop) but never named in a device ack, so the device
-//!   offers them again.
+//!   through the connection that received it, in receive order (an ack that finds the
+//!   connection's request channel full waits, and every later ack of that connection waits
+//!   behind it), and each device gets one ack (as ranges) naming its committed, duplicate
+//!   and refused-for-good readings. Retryable refusals (unknown device) are MQTT-acked (an
+//!   MQTT ack is hop-by-hop) but never named in a device ack, so the device offers them
+//!   again.
+//! - **Ack coalescing and overload.** Device acks that came due are held per device and leave
+//!   as soon as the device's ack connection has room (fewer than
+//!   [`mqtt::ACK_PUBLISHER_INFLIGHT`] acks unacknowledged by the broker), or after
+//!   `device_ack_interval_ms` if configured; acks that come due meanwhile merge into the held
+//!   one. So a broker that keeps up gets one ack per device per round at once, and one that
+//!   falls behind gets fewer acks covering more readings each. When `device_ack_held_max`
+//!   sequence numbers are held the batcher takes no new message: the verifier queues fill,
+//!   the workers stop reading, and the broker holds the backlog. An ack is never dropped for
+//!   want of room (only one still held when shutdown's grace period ends).
 //!
 //! # Decisions
 //!

@@ -84,6 +84,8 @@ pub struct Metrics {
     pub(crate) mqtt_acks_stale: AtomicU64,
     pub(crate) device_acks_published: AtomicU64,
     pub(crate) device_acks_dropped: AtomicU64,
+    pub(crate) device_acks_held: AtomicU64,
+    pub(crate) intake_paused_for_acks: AtomicU64,
     pub(crate) connections: AtomicU64,
     pub(crate) connection_errors: AtomicU64,
     pub(crate) last_commit_ms: AtomicU64,
@@ -125,6 +127,8 @@ impl Metrics {
             mqtt_acks_stale: read(&self.mqtt_acks_stale),
             device_acks_published: read(&self.device_acks_published),
             device_acks_dropped: read(&self.device_acks_dropped),
+            device_acks_held: read(&self.device_acks_held),
+            intake_paused_for_acks: read(&self.intake_paused_for_acks),
             connections: read(&self.connections),
             connection_errors: read(&self.connection_errors),
             last_commit_ms: read(&self.last_commit_ms),
@@ -175,8 +179,15 @@ pub struct MetricsSnapshot {
     pub mqtt_acks_stale: u64,
     /// Device acks published on acks topics.
     pub device_acks_published: u64,
-    /// Device acks dropped because the ack queue was full (the device offers again).
+    /// Device acks given up: only those still held when shutdown's grace ran out (under
+    /// load, acks are held and merged and intake slows instead; the device offers the
+    /// readings again and gets them acked as duplicates).
     pub device_acks_dropped: u64,
+    /// Gauge: sequence numbers due in device acks that wait for their ack connection.
+    pub device_acks_held: u64,
+    /// Times the batcher stopped taking messages because `device_ack_held_max` sequence
+    /// numbers were held (backpressure: the broker holds the backlog meanwhile).
+    pub intake_paused_for_acks: u64,
     /// MQTT connections established (including reconnections).
     pub connections: u64,
     /// MQTT connection errors.

@@ -10,9 +10,16 @@
 //! returned when the message is acked (or dropped). With all permits out the worker stops
 //! reading the socket, so the broker holds the rest; nothing is dropped and no queue grows.
 //! rumqttc's event loop takes one request per poll at most, so acks can find the request
-//! channel full; such an ack is kept and retried (never dropped). Its permit is returned at
-//! once, since the worker must keep polling for the channel to drain; the acks kept are then
-//! bounded by the broker's in-flight window for the connection (unacknowledged messages).
+//! channel full; such an ack is kept and retried (never dropped), and the connection's later
+//! acks wait behind it so they leave in receive order. Its permit is returned at once, since
+//! the worker must keep polling for the channel to drain; the acks kept are then bounded by
+//! the broker's in-flight window for the connection (unacknowledged messages).
+//!
+//! Why the order matters: Mosquitto 2.0 finds the message a `PUBACK` names by walking the
+//! connection's in-flight list from its oldest entry. One ack left behind (retried later)
+//! made every later `PUBACK` of the connection walk past it; with thousands in flight the
+//! broker spent 94% of its time in that walk (`db__message_delete_outgoing`, measured with
+//! `perf`) and carried 2,400 readings a second.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,10 +33,14 @@ use crate::clock::Clock;
 use crate::config::IngestConfig;
 use crate::metrics::{Metrics, add};
 
-/// Outgoing packets the ack publisher keeps in flight. At tens of thousands of device acks a
-/// second, 100 in flight held the publisher to one broker round trip per 100 acks and its
-/// queue overflowed in bursts; 1,000 keeps it ahead.
-const ACK_PUBLISHER_INFLIGHT: u16 = 1_000;
+/// Device acks an ack connection keeps in flight (published, not yet acknowledged by the
+/// broker). At tens of thousands of device acks a second, 100 in flight held the publisher to
+/// one broker round trip per 100 acks; 1,000 keeps it ahead while the broker keeps up. Beyond
+/// it the batcher holds acks and merges them (see [`AckPublisher`]).
+pub const ACK_PUBLISHER_INFLIGHT: u16 = 1_000;
+/// Request-channel room of an ack connection beyond its in-flight window (its subscription
+/// and disconnect requests, and a race between a `PUBACK` and the room check).
+const ACK_CHANNEL_SLACK: usize = 64;
 /// Largest outgoing packet (acks and subscriptions are small).
 const OUTGOING_PACKET_BYTES_MAX: usize = 16 * 1024;
 /// First wait before a reconnection.
@@ -48,6 +59,15 @@ pub struct Delivery {
     pub received_ms: u64,
     /// Returned to the worker when the delivery is decided (acked, or dropped).
     permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Delivery {
+    /// Returns the worker's permit now, before the ack is queued: an ack waiting behind
+    /// another must not hold the permit the worker may be waiting for (while it waits it
+    /// does not poll, and its request channel does not drain).
+    pub fn release_permit(&mut self) {
+        self.permit = None;
+    }
 }
 
 /// What the batcher needs to acknowledge a worker's messages.
@@ -233,16 +253,30 @@ impl Worker {
     }
 }
 
-/// Publishes device acks on connections of their own, so a full ack queue never delays an
+/// Publishes device acks on connections of their own, so a slow ack path never delays an
 /// MQTT ack and an MQTT ack never waits for a device ack.
 ///
 /// One connection per worker: one rumqttc connection publishes QoS 1 at about 10,000–15,000
 /// messages a second (one request per event-loop poll, one write each), below the readings
-/// rate of a busy node, whose device acks then overflowed the queue. A device's acks always
-/// go through the same connection (chosen by its topic), so they stay in order.
+/// rate of a busy node. A device's acks always go through the same connection (chosen by its
+/// topic), so they stay in order.
+///
+/// Each connection counts the acks it queued that the broker has not yet acknowledged
+/// (`PUBACK`). The batcher publishes a device's ack only while its connection has
+/// [`room`](Self::has_room) (fewer than [`ACK_PUBLISHER_INFLIGHT`] outstanding); otherwise it
+/// holds the ack and merges later ones into it. So nothing is ever queued behind a full
+/// request channel (where it was once dropped), an ack leaves at once while the broker keeps
+/// up, and when the broker falls behind each ack covers more readings (coalescing by load).
 #[derive(Debug, Clone)]
 pub struct AckPublisher {
-    clients: Vec<AsyncClient>,
+    connections: Vec<AckConnection>,
+}
+
+#[derive(Debug, Clone)]
+struct AckConnection {
+    client: AsyncClient,
+    /// Acks queued on this connection and not yet acknowledged by the broker.
+    outstanding: Arc<AtomicU64>,
 }
 
 /// FNV-1a over the topic: spreads devices over the ack connections, the same way every time.
@@ -253,11 +287,25 @@ fn connection_for(topic: &str, connections: usize) -> usize {
     usize::try_from(hash % u64::try_from(connections.max(1)).unwrap_or(1)).unwrap_or(0)
 }
 
+/// Decrements without wrapping (a `PUBACK` after a reconnection reset the count).
+fn settle_one(outstanding: &AtomicU64) {
+    let _ = outstanding.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+}
+
+/// Why a device ack was not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AckPublishError {
+    /// The connection has [`ACK_PUBLISHER_INFLIGHT`] acks outstanding: hold it, try later.
+    Busy,
+    /// The connection's request channel refused it (full, or the connection task is gone).
+    Refused,
+}
+
 impl AckPublisher {
-    /// Starts the publisher's connections (as many as workers, each queueing up to
-    /// `ack_queue_depth` acks) and one task that ends when all of their polling tasks end.
+    /// Starts the publisher's connections (as many as workers) and one task that ends when
+    /// all of their polling tasks end.
     pub fn spawn(config: &IngestConfig, metrics: Arc<Metrics>) -> (Self, JoinHandle<()>) {
-        let mut clients = Vec::with_capacity(config.workers);
+        let mut connections = Vec::with_capacity(config.workers);
         let mut tasks = Vec::with_capacity(config.workers);
         for index in 0..config.workers.max(1) {
             // The first keeps the historical client id.
@@ -267,15 +315,27 @@ impl AckPublisher {
             };
             let mut mqtt = options(config, id);
             mqtt.set_inflight(ACK_PUBLISHER_INFLIGHT);
-            let (client, mut event_loop) = AsyncClient::new(mqtt, config.ack_queue_depth);
+            // At most ACK_PUBLISHER_INFLIGHT acks are outstanding when one is queued (see
+            // `has_room`), so the channel never holds more than that.
+            let (client, mut event_loop) = AsyncClient::new(
+                mqtt,
+                usize::from(ACK_PUBLISHER_INFLIGHT) + ACK_CHANNEL_SLACK,
+            );
+            let outstanding = Arc::new(AtomicU64::new(0));
             let backoff_max_ms = config.reconnect_backoff_max_ms;
             let metrics = metrics.clone();
+            let settled = outstanding.clone();
             tasks.push(tokio::spawn(async move {
                 let mut backoff_ms = RECONNECT_BACKOFF_MIN_MS;
                 loop {
                     match event_loop.poll().await {
+                        Ok(Event::Incoming(Packet::PubAck(_))) => settle_one(&settled),
                         Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                            backoff_ms = RECONNECT_BACKOFF_MIN_MS
+                            backoff_ms = RECONNECT_BACKOFF_MIN_MS;
+                            // A clean start forgets what was in flight; what rumqttc sends
+                            // again is counted down without wrapping. A lost ack costs the
+                            // device a resend, acked then as a duplicate.
+                            settled.store(0, Ordering::Release);
                         }
                         Ok(Event::Outgoing(Outgoing::Disconnect)) => return,
                         Ok(_) => {}
@@ -288,35 +348,65 @@ impl AckPublisher {
                     }
                 }
             }));
-            clients.push(client);
+            connections.push(AckConnection {
+                client,
+                outstanding,
+            });
         }
         let task = tokio::spawn(async move {
             for task in tasks {
                 let _ = task.await;
             }
         });
-        (Self { clients }, task)
+        (Self { connections }, task)
     }
 
-    /// Queues an ack; false (counted) when the queue is full.
-    pub fn publish(&self, topic: &str, payload: Vec<u8>, metrics: &Metrics) -> bool {
-        let client = &self.clients[connection_for(topic, self.clients.len())];
-        if client
-            .try_publish(topic, QoS::AtLeastOnce, false, payload)
-            .is_ok()
-        {
-            add(&metrics.device_acks_published, 1);
-            true
-        } else {
-            add(&metrics.device_acks_dropped, 1);
-            false
+    /// The connection a device's acks go through (by its acks topic).
+    #[must_use]
+    pub fn connection_of(&self, topic: &str) -> usize {
+        connection_for(topic, self.connections.len())
+    }
+
+    /// Whether `connection` can take an ack now.
+    #[must_use]
+    pub fn has_room(&self, connection: usize) -> bool {
+        self.connections.get(connection).is_some_and(|c| {
+            c.outstanding.load(Ordering::Acquire) < u64::from(ACK_PUBLISHER_INFLIGHT)
+        })
+    }
+
+    /// Queues an ack on the device's connection if it has room. Nothing is dropped here: on
+    /// an error the caller still holds the ack.
+    ///
+    /// # Errors
+    /// [`AckPublishError::Busy`] while the connection has no room,
+    /// [`AckPublishError::Refused`] if its request channel does not take it.
+    pub fn publish(
+        &self,
+        topic: &str,
+        payload: Vec<u8>,
+        metrics: &Metrics,
+    ) -> Result<(), AckPublishError> {
+        let index = self.connection_of(topic);
+        let Some(connection) = self.connections.get(index) else {
+            return Err(AckPublishError::Refused);
+        };
+        if !self.has_room(index) {
+            return Err(AckPublishError::Busy);
         }
+        connection
+            .client
+            .try_publish(topic, QoS::AtLeastOnce, false, payload)
+            .map_err(|_| AckPublishError::Refused)?;
+        connection.outstanding.fetch_add(1, Ordering::AcqRel);
+        add(&metrics.device_acks_published, 1);
+        Ok(())
     }
 
     /// Asks the connections to close.
     pub fn disconnect(&self) {
-        for client in &self.clients {
-            let _ = client.try_disconnect();
+        for connection in &self.connections {
+            let _ = connection.client.try_disconnect();
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The running service: wiring of workers → verifiers → the batcher → the sequencer, and the
 //! handle the node holds.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -16,7 +16,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
 use crate::batcher::{
-    BatchCore, BatchLimits, ClosedUnit, Committed, Completion, UnitId, VerifiedMessage,
+    BatchCore, BatchLimits, ClosedUnit, Committed, Completion, UnitId, VerifiedMessage, device_acks,
 };
 use crate::clock::Clock;
 use crate::config::{ConfigError, IngestConfig};
@@ -34,6 +34,10 @@ use crate::verify::{MessageIn, Verdict, VerifyLimits, VerifyStats, verify_group}
 const DISCONNECT_GRACE: Duration = Duration::from_secs(5);
 /// How often MQTT acks that found a full request channel are tried again.
 const ACK_RETRY_PERIOD: Duration = Duration::from_millis(10);
+/// How often held device acks are offered again to a connection that had no room.
+const DEVICE_ACK_RETRY_PERIOD: Duration = Duration::from_millis(5);
+/// Messages the batcher takes in one step (one storage read for all of them).
+const TAKE_MESSAGES_MAX: usize = 1_024;
 
 /// Why ingest could not start.
 #[derive(Debug, thiserror::Error)]
@@ -225,8 +229,15 @@ pub fn start<S: IngestStorage>(
         in_flight_max: config.batches_in_flight_max,
         units: HashMap::new(),
         retries: Vec::new(),
-        unsent: Vec::new(),
+        unsent: (0..config.workers).map(|_| VecDeque::new()).collect(),
+        unsent_retry_at: None,
         durable_held: BTreeSet::new(),
+        acks_held: HashMap::new(),
+        acks_order: VecDeque::new(),
+        acks_held_count: 0,
+        acks_held_max: config.device_ack_held_max,
+        ack_interval: Duration::from_millis(config.device_ack_interval_ms),
+        ack_flush_at: None,
     };
     let batcher = tokio::spawn(batcher.run());
     Ok((
@@ -255,7 +266,7 @@ fn readings_in(payload: &[u8]) -> usize {
 /// Takes messages from one worker, verifies them in groups, hands them to the batcher.
 async fn run_verifier<S: IngestStorage>(
     mut input: mpsc::Receiver<Delivery>,
-    output: mpsc::Sender<VerifiedMessage<Delivery>>,
+    output: mpsc::Sender<Vec<VerifiedMessage<Delivery>>>,
     registry: DeviceRegistry<S>,
     limits: VerifyLimits,
     readings_max: usize,
@@ -312,14 +323,15 @@ async fn run_verifier<S: IngestStorage>(
         };
         add(&metrics.verify_batches, stats.batches);
         add(&metrics.verify_fallbacks, stats.fallbacks);
-        for (token, verdicts) in group.into_iter().zip(verdicts) {
-            if output
-                .send(VerifiedMessage { token, verdicts })
-                .await
-                .is_err()
-            {
-                return;
-            }
+        // One channel send per group, not per message: the batcher then reads storage
+        // once for the whole group.
+        let verified: Vec<VerifiedMessage<Delivery>> = group
+            .into_iter()
+            .zip(verdicts)
+            .map(|(token, verdicts)| VerifiedMessage { token, verdicts })
+            .collect();
+        if output.send(verified).await.is_err() {
+            return;
         }
     }
 }
@@ -334,7 +346,7 @@ enum UnitResult {
 
 struct BatcherTask<S> {
     core: BatchCore<Delivery>,
-    input: mpsc::Receiver<VerifiedMessage<Delivery>>,
+    input: mpsc::Receiver<Vec<VerifiedMessage<Delivery>>>,
     sequencer: SequencerHandle<S>,
     links: Vec<WorkerLink>,
     acks: AckPublisher,
@@ -347,10 +359,30 @@ struct BatcherTask<S> {
     units: HashMap<UnitId, ClosedUnit>,
     /// Units waiting to be submitted again, and when.
     retries: Vec<(Instant, UnitId)>,
-    /// MQTT acks that found a full request channel.
-    unsent: Vec<Delivery>,
+    /// Per worker, MQTT acks that found its request channel full, and every later ack of
+    /// that worker behind them: acks leave each connection in receive order (Mosquitto
+    /// looks a PUBACK up by walking the connection's in-flight list from the oldest message,
+    /// so one ack left behind made every later PUBACK walk thousands of entries).
+    unsent: Vec<VecDeque<Delivery>>,
+    /// When `unsent` is tried again (a fixed instant: a timer re-armed on every loop turn
+    /// would never fire under load).
+    unsent_retry_at: Option<Instant>,
     /// Durable units waiting for an older unit's write (see `on_durable`).
     durable_held: BTreeSet<UnitId>,
+    /// Sequence numbers due in device acks and not yet published, by device (see
+    /// `flush_device_acks`).
+    acks_held: HashMap<DeviceId, Vec<SequenceNumber>>,
+    /// The devices of `acks_held`, oldest first: a connection's room goes to the device that
+    /// has waited longest, so no device starves behind others.
+    acks_order: VecDeque<DeviceId>,
+    /// How many sequence numbers `acks_held` holds.
+    acks_held_count: usize,
+    /// Above this many held, no new message is taken.
+    acks_held_max: usize,
+    /// Least time between two publications of held acks (zero: at once).
+    ack_interval: Duration,
+    /// When held acks are next published.
+    ack_flush_at: Option<Instant>,
 }
 
 impl<S: IngestStorage> BatcherTask<S> {
@@ -358,6 +390,7 @@ impl<S: IngestStorage> BatcherTask<S> {
         let mut writes: JoinSet<(UnitId, UnitResult)> = JoinSet::new();
         let mut input_open = true;
         let mut deadline: Option<Instant> = None;
+        let mut paused_for_acks = false;
         loop {
             self.metrics.readings_pending.store(
                 u64::try_from(self.core.readings_pending()).unwrap_or(u64::MAX),
@@ -367,11 +400,25 @@ impl<S: IngestStorage> BatcherTask<S> {
                 u64::try_from(self.core.units_in_flight()).unwrap_or(u64::MAX),
                 Ordering::Relaxed,
             );
+            self.metrics.device_acks_held.store(
+                u64::try_from(self.acks_held_count).unwrap_or(u64::MAX),
+                Ordering::Relaxed,
+            );
             if !input_open && self.core.units_in_flight() == 0 && self.core.open_is_empty() {
+                self.drain_device_acks().await;
                 return;
             }
             let retry_at = self.retries.iter().map(|(at, _)| *at).min();
-            let can_take = input_open && self.core.units_in_flight() < self.in_flight_max;
+            // Backpressure: with too many acks held (the broker is not taking them), take
+            // nothing new; the verifiers' queues fill, the workers stop reading, and the
+            // broker holds the backlog. Acks are never dropped for want of room.
+            let acks_room = self.acks_held_count < self.acks_held_max;
+            if !acks_room && !paused_for_acks {
+                add(&self.metrics.intake_paused_for_acks, 1);
+            }
+            paused_for_acks = !acks_room;
+            let can_take =
+                input_open && acks_room && self.core.units_in_flight() < self.in_flight_max;
             tokio::select! {
                 Some(joined) = writes.join_next(), if !writes.is_empty() => {
                     // The batches of one round finish together: let the other answers of
@@ -405,19 +452,28 @@ impl<S: IngestStorage> BatcherTask<S> {
                         self.submit(unit, &mut writes);
                     }
                 }
-                () = tokio::time::sleep(ACK_RETRY_PERIOD), if !self.unsent.is_empty() => {
-                    let unsent = std::mem::take(&mut self.unsent);
-                    for delivery in unsent {
-                        self.ack(delivery);
-                    }
+                () = tokio::time::sleep_until(self.unsent_retry_at.unwrap_or_else(Instant::now)), if self.unsent_retry_at.is_some() => {
+                    self.unsent_retry_at = None;
+                    self.retry_unsent();
                 }
-                message = self.input.recv(), if can_take => match message {
-                    Some(message) => {
+                () = tokio::time::sleep_until(self.ack_flush_at.unwrap_or_else(Instant::now)), if self.ack_flush_at.is_some() => {
+                    self.ack_flush_at = None;
+                    self.flush_device_acks();
+                }
+                group = self.input.recv(), if can_take => match group {
+                    Some(mut group) => {
+                        // Whatever else is queued, in one step (one storage read).
+                        while group.len() < TAKE_MESSAGES_MAX {
+                            match self.input.try_recv() {
+                                Ok(more) => group.extend(more),
+                                Err(_) => break,
+                            }
+                        }
                         let was_empty = self.core.open_is_empty();
-                        self.take(message, &mut writes);
+                        let closed = self.take(group, &mut writes);
                         if self.core.open_is_empty() {
                             deadline = None;
-                        } else if was_empty || deadline.is_none() {
+                        } else if was_empty || closed || deadline.is_none() {
                             deadline = Some(Instant::now() + self.window);
                         }
                     }
@@ -431,16 +487,30 @@ impl<S: IngestStorage> BatcherTask<S> {
         }
     }
 
-    /// Reads what storage knows about the message's readings, then hands it to the core.
+    /// Reads what storage knows about a group of messages' readings (one read of the
+    /// readings table for the whole group), then hands them to the core in order. Returns
+    /// whether a unit closed.
+    ///
+    /// One snapshot serves every message of the group: nothing is reported durable while
+    /// the group is handed over (no await), so a reading is always found either pending
+    /// here or committed in the snapshot. Quarantine digests depend on what the earlier
+    /// messages of the group left pending, so they are read per message, and only for the
+    /// rare message that has any.
     fn take(
         &mut self,
-        message: VerifiedMessage<Delivery>,
+        group: Vec<VerifiedMessage<Delivery>>,
         writes: &mut JoinSet<(UnitId, UnitResult)>,
-    ) {
-        let storage = self.sequencer.storage();
-        let (keys, digests) = self.core.lookups(&message);
-        let lookup = || -> Result<Committed, QueryError> {
+    ) -> bool {
+        let storage = self.sequencer.storage().clone();
+        let mut keys = Vec::new();
+        for message in &group {
+            keys.extend(self.core.lookups_of_readings(message));
+        }
+        let read_committed = || -> Result<Committed, QueryError> {
             let mut committed = Committed::default();
+            if keys.is_empty() {
+                return Ok(committed);
+            }
             let encoded: Vec<Vec<u8>> = keys.iter().map(|(d, s)| reading_key(*d, *s)).collect();
             for (key, value) in encoded.iter().zip(storage.read_many(READINGS, &encoded)?) {
                 if let Some(value) = value {
@@ -450,38 +520,56 @@ impl<S: IngestStorage> BatcherTask<S> {
                         .insert((stored.device, stored.sequence), leaf_hash(&stored.signed));
                 }
             }
-            let mut digests = digests;
-            digests.extend(self.core.conflict_lookups(&message, &committed.readings));
-            if digests.is_empty() {
-                // The usual message: new readings, nothing refused.
-                return Ok(committed);
-            }
-            let encoded: Vec<Vec<u8>> = digests.iter().map(|d| d.to_vec()).collect();
-            for (digest, value) in digests
-                .iter()
-                .zip(storage.read_many(QUARANTINE_SEEN, &encoded)?)
-            {
-                if value.is_some() {
-                    committed.quarantined.insert(*digest);
-                }
-            }
             Ok(committed)
         };
-        let committed = match lookup() {
-            Ok(committed) => committed,
+        let mut committed = match read_committed() {
+            Ok(committed) => Some(committed),
             Err(error) => {
-                // Undecidable now: acknowledge the hop, not the readings; the device offers
-                // them again.
-                tracing::error!(%error, "reading the committed readings failed; deferring a message");
-                let deferred = VerifiedMessage {
-                    token: message.token,
-                    verdicts: vec![Verdict::Deferred],
-                };
-                self.add(deferred, &Committed::default(), writes);
-                return;
+                tracing::error!(%error, "reading the committed readings failed; deferring messages");
+                None
             }
         };
-        self.add(message, &committed, writes);
+        let mut closed_any = false;
+        for message in group {
+            let Some(known) = committed.as_mut() else {
+                closed_any |= self.defer(message, writes);
+                continue;
+            };
+            let mut digests = self.core.rejection_lookups(&message);
+            digests.extend(self.core.conflict_lookups(&message, &known.readings));
+            if !digests.is_empty() {
+                let encoded: Vec<Vec<u8>> = digests.iter().map(|d| d.to_vec()).collect();
+                match storage.read_many(QUARANTINE_SEEN, &encoded) {
+                    Ok(values) => {
+                        for (digest, value) in digests.iter().zip(values) {
+                            if value.is_some() {
+                                known.quarantined.insert(*digest);
+                            }
+                        }
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, "reading the quarantine failed; deferring a message");
+                        closed_any |= self.defer(message, writes);
+                        continue;
+                    }
+                }
+            }
+            closed_any |= self.add(message, known, writes);
+        }
+        closed_any
+    }
+
+    /// Undecidable now: acknowledge the hop, not the readings; the device offers them again.
+    fn defer(
+        &mut self,
+        message: VerifiedMessage<Delivery>,
+        writes: &mut JoinSet<(UnitId, UnitResult)>,
+    ) -> bool {
+        let deferred = VerifiedMessage {
+            token: message.token,
+            verdicts: vec![Verdict::Deferred],
+        };
+        self.add(deferred, &Committed::default(), writes)
     }
 
     fn add(
@@ -489,17 +577,22 @@ impl<S: IngestStorage> BatcherTask<S> {
         message: VerifiedMessage<Delivery>,
         committed: &Committed,
         writes: &mut JoinSet<(UnitId, UnitResult)>,
-    ) {
+    ) -> bool {
         let now = self.clock.now_ms();
         let size = self.sequencer.durable_state().size;
         match self.core.add(message, committed, now, size, &self.metrics) {
             Ok((closed, completion)) => {
                 self.dispatch(completion);
+                let closed_any = !closed.is_empty();
                 for unit in closed {
                     self.launch(unit, writes);
                 }
+                closed_any
             }
-            Err(error) => tracing::error!(%error, "a batch could not be encoded"),
+            Err(error) => {
+                tracing::error!(%error, "a batch could not be encoded");
+                false
+            }
         }
     }
 
@@ -634,35 +727,150 @@ impl<S: IngestStorage> BatcherTask<S> {
         self.dispatch(completion);
     }
 
-    /// Sends what became due: MQTT acks through the receiving connections, device acks on
-    /// the acks topics.
+    /// Sends what became due: MQTT acks through the receiving connections at once; device
+    /// acks join the held ones and leave by `flush_device_acks`.
     fn dispatch(&mut self, completion: Completion<Delivery>) {
         for delivery in completion.tokens {
             self.ack(delivery);
         }
+        if completion.device_acks.is_empty() {
+            return;
+        }
         for ack in completion.device_acks {
-            let mut buffer = [0u8; ACK_BYTES_MAX];
-            match ack.encode(&mut buffer) {
-                Ok(bytes) => {
-                    self.acks.publish(
-                        &topic::acks_topic(ack.device),
-                        bytes.to_vec(),
-                        &self.metrics,
-                    );
-                }
-                Err(error) => {
-                    tracing::error!(%error, device = %ack.device, "an ack could not be encoded")
+            let held = self.acks_held.entry(ack.device).or_insert_with(|| {
+                self.acks_order.push_back(ack.device);
+                Vec::new()
+            });
+            for range in ack.ranges() {
+                for sequence in range.first..=range.last {
+                    held.push(SequenceNumber(sequence));
+                    self.acks_held_count += 1;
                 }
             }
         }
+        if self.ack_interval.is_zero() {
+            self.flush_device_acks();
+        } else if self.ack_flush_at.is_none() {
+            self.ack_flush_at = Some(Instant::now() + self.ack_interval);
+        }
     }
 
-    fn ack(&mut self, delivery: Delivery) {
-        let Some(link) = self.links.get(delivery.worker) else {
+    /// Publishes the held acks of every device whose ack connection has room: one ack per
+    /// device for everything due (more only past `ACK_RANGES_MAX` ranges). A device whose
+    /// connection is busy keeps its acks, merged with any that come due meanwhile, and is
+    /// offered again shortly. A device's acks leave in the order they became due.
+    fn flush_device_acks(&mut self) {
+        let order = std::mem::take(&mut self.acks_order);
+        let mut buffer = [0u8; ACK_BYTES_MAX];
+        for device in order {
+            let topic = topic::acks_topic(device);
+            let connection = self.acks.connection_of(topic.as_str());
+            if !self.acks.has_room(connection) {
+                self.acks_order.push_back(device);
+                continue;
+            }
+            let Some(sequences) = self.acks_held.remove(&device) else {
+                continue;
+            };
+            let count = sequences.len();
+            let mut left: Vec<SequenceNumber> = Vec::new();
+            for ack in device_acks(BTreeMap::from([(device, sequences)])) {
+                if !left.is_empty() {
+                    push_ranges(&ack, &mut left);
+                    continue;
+                }
+                match ack.encode(&mut buffer) {
+                    Ok(bytes) => {
+                        if self
+                            .acks
+                            .publish(topic.as_str(), bytes.to_vec(), &self.metrics)
+                            .is_err()
+                        {
+                            push_ranges(&ack, &mut left);
+                        }
+                    }
+                    Err(error) => {
+                        // A bug (the builder bounds an ack's size); the device offers the
+                        // readings again and gets them acked as duplicates.
+                        tracing::error!(%error, %device, "an ack could not be encoded");
+                        add(&self.metrics.device_acks_dropped, 1);
+                    }
+                }
+            }
+            self.acks_held_count -= count - left.len();
+            if !left.is_empty() {
+                self.acks_held.insert(device, left);
+                self.acks_order.push_back(device);
+            }
+        }
+        if !self.acks_held.is_empty() {
+            let retry = Instant::now() + DEVICE_ACK_RETRY_PERIOD.max(self.ack_interval);
+            self.ack_flush_at = Some(self.ack_flush_at.map_or(retry, |at| at.min(retry)));
+        }
+    }
+
+    /// At shutdown: offers the held acks until they leave or the grace period ends (a
+    /// broker that is gone cannot take them; the devices then offer the readings again).
+    async fn drain_device_acks(&mut self) {
+        let give_up = Instant::now() + DISCONNECT_GRACE;
+        self.flush_device_acks();
+        while !self.acks_held.is_empty() && Instant::now() < give_up {
+            tokio::time::sleep(DEVICE_ACK_RETRY_PERIOD).await;
+            self.flush_device_acks();
+        }
+        if !self.acks_held.is_empty() {
+            tracing::warn!(
+                devices = self.acks_held.len(),
+                "device acks still held at shutdown; those devices will offer the readings again"
+            );
+            add(
+                &self.metrics.device_acks_dropped,
+                u64::try_from(self.acks_held.len()).unwrap_or(u64::MAX),
+            );
+        }
+    }
+
+    /// Acknowledges a message to the broker through the connection that received it, after
+    /// any of that connection's acks still waiting (so they leave in order).
+    fn ack(&mut self, mut delivery: Delivery) {
+        delivery.release_permit();
+        let worker = delivery.worker;
+        let (Some(link), Some(waiting)) = (self.links.get(worker), self.unsent.get_mut(worker))
+        else {
             return;
         };
-        if let AckOutcome::Retry(delivery) = link.ack(delivery, &self.metrics) {
-            self.unsent.push(delivery);
+        if !waiting.is_empty() {
+            waiting.push_back(delivery);
+            return;
         }
+        if let AckOutcome::Retry(delivery) = link.ack(delivery, &self.metrics) {
+            waiting.push_back(delivery);
+            self.unsent_retry_at
+                .get_or_insert_with(|| Instant::now() + ACK_RETRY_PERIOD);
+        }
+    }
+
+    /// Queues the waiting MQTT acks of every connection, oldest first, until one finds its
+    /// request channel full again.
+    fn retry_unsent(&mut self) {
+        for (link, waiting) in self.links.iter().zip(self.unsent.iter_mut()) {
+            while let Some(delivery) = waiting.pop_front() {
+                if let AckOutcome::Retry(delivery) = link.ack(delivery, &self.metrics) {
+                    waiting.push_front(delivery);
+                    break;
+                }
+            }
+        }
+        if self.unsent.iter().any(|waiting| !waiting.is_empty()) {
+            self.unsent_retry_at = Some(Instant::now() + ACK_RETRY_PERIOD);
+        }
+    }
+}
+
+/// Appends the sequence numbers an ack names (the ranges of an ack built from held numbers,
+/// so their sizes are bounded by what was held).
+fn push_ranges(ack: &protocol::Ack, into: &mut Vec<SequenceNumber>) {
+    for range in ack.ranges() {
+        into.extend((range.first..=range.last).map(SequenceNumber));
     }
 }

@@ -1,7 +1,8 @@
 //! Ingest end to end against a real Mosquitto broker, the real sequencer and redb: good
 //! readings are anchored exactly once and acked; every kind of bad input lands in quarantine
 //! with its reason; an unknown device's readings pass once it is registered; two workers on
-//! one shared subscription with redeliveries still anchor every reading once.
+//! one shared subscription with redeliveries still anchor every reading once; device acks
+//! held beyond their bound pause intake, and none is dropped.
 
 mod common;
 
@@ -302,5 +303,56 @@ async fn two_workers_with_redeliveries_anchor_every_reading_once() {
         "the count bound split the stream"
     );
     assert!(quarantine_of(&node, 1).is_empty() && quarantine_of(&node, 2).is_empty());
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_device_acks_pause_intake_and_none_is_dropped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = Mosquitto::start(dir.path());
+    // Acks gathered for 50 ms, and a single held sequence number stops intake: every
+    // message after the first durable round waits for the acks before it to leave.
+    let node = Node::start(dir.path(), broker.port(), |config| {
+        config.workers = 2;
+        config.batch_readings_max = 32;
+        config.worker_messages_in_flight_max = 16;
+        config.device_ack_held_max = 1;
+        config.device_ack_interval_ms = 50;
+    })
+    .await;
+    for n in [1, 2] {
+        node.ingest
+            .registry()
+            .register_device(
+                device(n),
+                KeyEpoch(1),
+                device_key(n).verifying_key().to_bytes(),
+                now_ms(),
+            )
+            .await
+            .expect("register");
+    }
+    let devices = Devices::connect(broker.port()).await;
+    for sequence in 1..=200u64 {
+        for n in [1, 2] {
+            devices.publish(n, single(&good(n, sequence))).await;
+        }
+    }
+    wait_until_async("every reading acked", PATIENCE, || async {
+        devices.acked_all(1, 1..=200) && devices.acked_all(2, 1..=200)
+    })
+    .await;
+    let metrics = node.ingest.metrics();
+    assert_eq!(metrics.readings_committed, 400);
+    assert_eq!(metrics.device_acks_dropped, 0, "no ack is ever shed");
+    assert!(
+        metrics.intake_paused_for_acks >= 1,
+        "intake paused while acks were held: {metrics:?}"
+    );
+    assert!(
+        metrics.device_acks_published < 400,
+        "acks of several readings were merged: {} acks for 400 readings",
+        metrics.device_acks_published
+    );
     node.stop().await;
 }

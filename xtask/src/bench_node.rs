@@ -209,8 +209,23 @@ fn load(description: &str, args: &[String]) -> Result<Value> {
         .rev()
         .find(|l| l.starts_with('{'))
         .with_context(|| format!("agritrace-load printed no result for: {description}"))?;
-    serde_json::from_str(line)
-        .with_context(|| format!("while reading the result of: {description}"))
+    let mut result: Value = serde_json::from_str(line)
+        .with_context(|| format!("while reading the result of: {description}"))?;
+    // The machine is shared: what else ran says how far to trust the row.
+    if let Some(load) = load_average_1m() {
+        result["load_average_1m"] = serde_json::json!(load);
+    }
+    Ok(result)
+}
+
+/// The one-minute load average (`/proc/loadavg`), if readable.
+fn load_average_1m() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 fn strings(args: &[&str]) -> Vec<String> {
@@ -255,21 +270,24 @@ fn cpu_text(result: &Value) -> String {
         return String::new();
     };
     let order = ["mosquitto", "node", "load"];
-    order
+    let mut parts: Vec<String> = order
         .iter()
         .filter_map(|name| {
             cpu.get(*name)
                 .and_then(Value::as_f64)
                 .map(|c| format!("{name} {c:.2}"))
         })
-        .collect::<Vec<_>>()
-        .join(", ")
+        .collect();
+    if let Some(load) = result["load_average_1m"].as_f64() {
+        parts.push(format!("load average {load:.1}"));
+    }
+    parts.join(", ")
 }
 
 fn table(rows: &[Row], baseline: f64, ceiling: f64) -> String {
     let mut out = String::from(
         "| measure | readings/s | ratio to broker baseline | ratio to verify ceiling | \
-         p50 ms | p99 ms | max ms | missing | CPU cores (steady window) |\n\
+         p50 ms | p99 ms | max ms | missing | CPU cores (steady window), machine load average |\n\
          |---|---:|---:|---:|---:|---:|---:|---:|---|\n",
     );
     for row in rows {
@@ -500,13 +518,13 @@ mod tests {
             measure: "m".to_owned(),
             result: serde_json::json!({
                 "rate": 20_000.0, "p50_ms": 100.0, "p99_ms": 200.5, "max_ms": 0.0,
-                "missing": 0, "cpu": {"node": 1.25, "mosquitto": 0.5}
+                "missing": 0, "cpu": {"node": 1.25, "mosquitto": 0.5}, "load_average_1m": 2.74
             }),
         }];
         let text = table(&rows, 40_000.0, 100_000.0);
         assert!(
             text.contains(
-                "| m | 20000 | 0.500 | 0.200 | 100.0 | 200.5 | — | 0 | mosquitto 0.50, node 1.25 |"
+                "| m | 20000 | 0.500 | 0.200 | 100.0 | 200.5 | — | 0 | mosquitto 0.50, node 1.25, load average 2.7 |"
             ),
             "{text}"
         );
