@@ -197,6 +197,13 @@ async fn stream_readings(
     poller.abort();
 }
 
+fn hex_bytes(text: &str) -> Vec<u8> {
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("hex"))
+        .collect()
+}
+
 fn node_ids(trace: &Value) -> BTreeSet<String> {
     trace["nodes"]
         .as_array()
@@ -428,6 +435,44 @@ async fn a_packed_lot_is_traced_to_its_plot_and_its_shipment_with_cold_chain_and
         4,
         "every event proven against a signed checkpoint"
     );
+    // Each proven leaf is the event's own entry: its commitment opens with the event's salt
+    // and hash (served to whoever may read the event).
+    for event in trace["events"].as_array().expect("events") {
+        let id = event["eventID"].as_str().expect("id");
+        let digest_hex = id
+            .strip_prefix("ni:///sha-256;")
+            .and_then(|h| h.split('?').next())
+            .expect("events without eventID are named by their hash");
+        let (status, opening) = call(
+            &api,
+            Method::GET,
+            &format!("/epcis/events/{digest_hex}/proof"),
+            Some(exporter),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{opening}");
+        let entry = hex_bytes(opening["entry"].as_str().expect("entry"));
+        assert_eq!(
+            ledger::merkle::leaf_hash(&entry).to_hex(),
+            event["proof"]["entry_leaf_hash"].as_str().expect("leaf"),
+            "{id}"
+        );
+        let ledger::entry::Entry::TraceEvent(anchored) =
+            ledger::entry::Entry::decode(&entry).expect("an entry")
+        else {
+            panic!("{id} is not anchored as a TraceEvent");
+        };
+        let salt: [u8; 32] = hex_bytes(opening["salt"].as_str().expect("salt"))
+            .try_into()
+            .expect("32 bytes");
+        let digest: [u8; 32] = hex_bytes(digest_hex).try_into().expect("32 bytes");
+        assert_eq!(
+            anchored.commitment,
+            ledger::entry::salted_commitment(&salt, &digest),
+            "{id}"
+        );
+    }
     let custody = &trace["custody"][0];
     assert_eq!(custody["shipment"], "shipment:coop/s-1");
     assert_eq!(custody["arrived"], true);
