@@ -14,13 +14,9 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{Api, node_on};
+use common::{Api, node_on, now_ms, rfc3339, uplink};
 use ledger::entry::{Entry, salted_commitment};
-use protocol::limits::{SIGNED_READING_BYTES_MAX, UPLINK_BYTES_MAX};
-use protocol::{
-    DeviceId, DoorState, KeyEpoch, Reading, SequenceNumber, SigningKey, UplinkWriter,
-    encode_signed_reading, topic,
-};
+use protocol::{DeviceId, DoorState, KeyEpoch, Reading, SequenceNumber, SigningKey, topic};
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use rumqttc::{AsyncClient, MqttOptions, QoS};
@@ -670,33 +666,6 @@ fn new_event(time: &str) -> Value {
     })
 }
 
-fn now_ms() -> u64 {
-    u64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("after 1970")
-            .as_millis(),
-    )
-    .expect("fits")
-}
-
-fn signed_uplink(reading: &Reading, key: &SigningKey) -> Vec<u8> {
-    let mut signed = [0u8; SIGNED_READING_BYTES_MAX];
-    let len = encode_signed_reading(reading, key, &mut signed).expect("encode");
-    let mut buf = [0u8; UPLINK_BYTES_MAX];
-    UplinkWriter::single(&mut buf, &signed[..len])
-        .expect("uplink")
-        .to_vec()
-}
-
-fn rfc3339(ms: u64) -> String {
-    gs1::epcis::canon::Timestamp {
-        unix_ms: i64::try_from(ms).expect("fits"),
-    }
-    .to_utc_millis_string()
-    .expect("in range")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readings_of_devices_are_summarised_into_a_sensor_event() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -765,7 +734,7 @@ async fn readings_of_devices_are_summarised_into_a_sensor_event() {
                     topic::readings_topic(*device).as_str(),
                     QoS::AtLeastOnce,
                     false,
-                    signed_uplink(&reading, key),
+                    uplink(&reading, key),
                 )
                 .await
                 .expect("publish");

@@ -11,14 +11,10 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use api::{Node, NodeConfig};
-use common::{Api, start};
+use common::{Api, committed, now_ms, start, uplink};
 use ed25519_dalek::Signer as _;
 use ingest::{QuarantinePage, RejectReason};
-use protocol::limits::{SIGNED_READING_BYTES_MAX, UPLINK_BYTES_MAX};
-use protocol::{
-    DeviceId, DoorState, KeyEpoch, Reading, SequenceNumber, SigningKey, UplinkWriter,
-    encode_signed_reading, topic,
-};
+use protocol::{DeviceId, DoorState, KeyEpoch, Reading, SequenceNumber, SigningKey, topic};
 use reqwest::{Method, StatusCode};
 use rumqttc::{AsyncClient, MqttOptions, QoS};
 use serde_json::{Value, json};
@@ -29,16 +25,6 @@ const POLLS_MAX: u32 = 2_400;
 const POLL: Duration = Duration::from_millis(50);
 const MANGO: &str = "06901234567892";
 const LYCHEE: &str = "06901234567908";
-
-fn now_ms() -> u64 {
-    u64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("after 1970")
-            .as_millis(),
-    )
-    .expect("fits")
-}
 
 fn hex(bytes: &[u8]) -> String {
     api::http::hex(bytes)
@@ -367,31 +353,6 @@ fn reading(device: DeviceId, epoch: u32, sequence: u64) -> Reading {
     }
 }
 
-fn uplink(reading: &Reading, key: &SigningKey) -> Vec<u8> {
-    let mut signed = [0u8; SIGNED_READING_BYTES_MAX];
-    let len = encode_signed_reading(reading, key, &mut signed).expect("encode");
-    let mut buf = [0u8; UPLINK_BYTES_MAX];
-    UplinkWriter::single(&mut buf, &signed[..len])
-        .expect("uplink")
-        .to_vec()
-}
-
-/// Waits until ingest has committed reading `sequence` of `device`.
-async fn accepted(node: &Node, device: DeviceId, sequence: u64) {
-    for _ in 0..POLLS_MAX {
-        if node
-            .ingest()
-            .reading(device, SequenceNumber(sequence))
-            .expect("storage")
-            .is_some()
-        {
-            return;
-        }
-        tokio::time::sleep(POLL).await;
-    }
-    panic!("reading {sequence} of {device} was never accepted");
-}
-
 /// Waits until reading `sequence` of `device` is quarantined, and returns why.
 async fn quarantined(node: &Node, device: DeviceId, sequence: u64) -> RejectReason {
     let page = QuarantinePage {
@@ -510,7 +471,7 @@ async fn devices_registered_rotated_and_revoked_over_http_are_honoured_by_ingest
         }
     };
     publish(1, 0, &k1).await;
-    accepted(&node, device, 0).await;
+    committed(&node, device, 0).await;
     let (status, answer) = get(&api, &format!("{devices}/{device}"), &reefer["carrier"]).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["last_seen"]["sequence"], 0, "{answer}");
@@ -561,7 +522,7 @@ async fn devices_registered_rotated_and_revoked_over_http_are_honoured_by_ingest
     .await;
     assert_eq!(status, StatusCode::CREATED, "{answer}");
     publish(2, 1, &k2).await;
-    accepted(&node, device, 1).await;
+    committed(&node, device, 1).await;
 
     // Revocation of epoch 1: its next reading is quarantined as revoked; epoch 2 goes on.
     let revocation = format!("{devices}/{device}/revocation");
@@ -587,7 +548,7 @@ async fn devices_registered_rotated_and_revoked_over_http_are_honoured_by_ingest
         RejectReason::RevokedKey
     );
     publish(2, 3, &k2).await;
-    accepted(&node, device, 3).await;
+    committed(&node, device, 3).await;
 
     // The history: each key event with its log index.
     let (status, answer) = get(&api, &format!("{devices}/{device}"), admin).await;

@@ -11,12 +11,8 @@ mod common;
 use std::time::Duration;
 
 use api::{Node, NodeConfig};
-use common::Api;
-use protocol::limits::{SIGNED_READING_BYTES_MAX, UPLINK_BYTES_MAX};
-use protocol::{
-    DeviceId, DoorState, KeyEpoch, Reading, SequenceNumber, SigningKey, UplinkWriter,
-    encode_signed_reading, topic,
-};
+use common::{Api, committed, now_ms, rfc3339, uplink};
+use protocol::{DeviceId, DoorState, KeyEpoch, Reading, SequenceNumber, SigningKey, topic};
 use reqwest::{Method, StatusCode};
 use rumqttc::{AsyncClient, MqttOptions, QoS};
 use serde_json::{Value, json};
@@ -29,51 +25,8 @@ const MANGO: &str = "06901234567892";
 const MINUTE: u64 = 60_000;
 const SHIPMENT: &str = "/v1/orgs/yunnan-export/shipments/s-1";
 
-fn now_ms() -> u64 {
-    u64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("after 1970")
-            .as_millis(),
-    )
-    .expect("fits")
-}
-
-fn rfc3339(ms: u64) -> String {
-    gs1::epcis::canon::Timestamp {
-        unix_ms: i64::try_from(ms).expect("fits"),
-    }
-    .to_utc_millis_string()
-    .expect("in range")
-}
-
 async fn post(api: &Api, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
     api.call(Method::POST, path, Some(token), Some(body)).await
-}
-
-fn uplink(reading: &Reading, key: &SigningKey) -> Vec<u8> {
-    let mut signed = [0u8; SIGNED_READING_BYTES_MAX];
-    let len = encode_signed_reading(reading, key, &mut signed).expect("encode");
-    let mut buf = [0u8; UPLINK_BYTES_MAX];
-    UplinkWriter::single(&mut buf, &signed[..len])
-        .expect("uplink")
-        .to_vec()
-}
-
-/// Waits until ingest has committed reading `sequence` of `device`.
-async fn accepted(node: &Node, device: DeviceId, sequence: u64) {
-    for _ in 0..POLLS_MAX {
-        if node
-            .ingest()
-            .reading(device, SequenceNumber(sequence))
-            .expect("storage")
-            .is_some()
-        {
-            return;
-        }
-        tokio::time::sleep(POLL).await;
-    }
-    panic!("reading {sequence} of {device} was never accepted");
 }
 
 /// Asks for the shipment's summary as `token`; on 202, waits for the job and returns the
@@ -318,7 +271,7 @@ async fn a_shipments_readings_from_departure_to_arrival_become_one_sensor_event(
         }
     }
     for (device, _, _, _) in &loggers {
-        accepted(&node, *device, 6).await;
+        committed(&node, *device, 6).await;
     }
     let (status, answer) = post(
         &api,

@@ -13,15 +13,11 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use api::{Node, NodeConfig};
-use common::Api;
+use common::{Api, committed, now_ms, uplink};
 use ledger::checkpoint::Checkpoint;
 use ledger::merkle::{Hash, LeafIndex, TreeSize};
 use ledger::proof::root_from_inclusion_path;
-use protocol::limits::{SIGNED_READING_BYTES_MAX, UPLINK_BYTES_MAX};
-use protocol::{
-    DeviceId, DoorState, KeyEpoch, Reading, SequenceNumber, SigningKey, UplinkWriter,
-    encode_signed_reading, topic,
-};
+use protocol::{DeviceId, DoorState, KeyEpoch, Reading, SequenceNumber, SigningKey, topic};
 use reqwest::{Method, StatusCode};
 use rumqttc::{AsyncClient, MqttOptions, QoS};
 use serde_json::{Value, json};
@@ -33,16 +29,6 @@ const SSCC: &str = "urn:epc:id:sscc:0690123.0000000017";
 const POLLS_MAX: u32 = 2_400;
 const POLL: Duration = Duration::from_millis(50);
 const MINUTE: u64 = 60_000;
-
-fn now_ms() -> u64 {
-    u64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("clock")
-            .as_millis(),
-    )
-    .expect("ms")
-}
 
 fn iso(ms: u64) -> String {
     let secs = ms / 1_000;
@@ -118,15 +104,6 @@ async fn capture(api: &Api, token: &str, events: Vec<Value>) {
     panic!("capture job {id} never finished");
 }
 
-fn uplink(reading: &Reading, key: &SigningKey) -> Vec<u8> {
-    let mut signed = [0u8; SIGNED_READING_BYTES_MAX];
-    let len = encode_signed_reading(reading, key, &mut signed).expect("encode");
-    let mut buf = [0u8; UPLINK_BYTES_MAX];
-    UplinkWriter::single(&mut buf, &signed[..len])
-        .expect("uplink")
-        .to_vec()
-}
-
 /// Publishes readings every 5 minutes from `from_ms` (15.0 °C for the 4th to 6th, 11.5 °C
 /// otherwise) and waits until all are committed.
 async fn stream_readings(
@@ -179,20 +156,7 @@ async fn stream_readings(
             .expect("publish");
     }
     for sequence in 0..count {
-        let mut committed = false;
-        for _ in 0..POLLS_MAX {
-            if node
-                .ingest()
-                .reading(device, SequenceNumber(sequence))
-                .expect("storage")
-                .is_some()
-            {
-                committed = true;
-                break;
-            }
-            tokio::time::sleep(POLL).await;
-        }
-        assert!(committed, "reading {sequence} was never committed");
+        committed(node, device, sequence).await;
     }
     poller.abort();
 }

@@ -145,3 +145,51 @@ pub async fn start() -> (tempfile::TempDir, Node, Api) {
     let (node, api) = node_on(dir.path().join("data")).await;
     (dir, node, api)
 }
+
+/// Now, in Unix ms.
+pub fn now_ms() -> u64 {
+    u64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after 1970")
+            .as_millis(),
+    )
+    .expect("fits")
+}
+
+/// `ms` as an RFC 3339 UTC date-time with milliseconds.
+pub fn rfc3339(ms: u64) -> String {
+    gs1::epcis::canon::Timestamp {
+        unix_ms: i64::try_from(ms).expect("fits"),
+    }
+    .to_utc_millis_string()
+    .expect("in range")
+}
+
+/// A single-reading uplink: `reading` signed with `key`.
+pub fn uplink(reading: &protocol::Reading, key: &protocol::SigningKey) -> Vec<u8> {
+    use protocol::limits::{SIGNED_READING_BYTES_MAX, UPLINK_BYTES_MAX};
+    let mut signed = [0u8; SIGNED_READING_BYTES_MAX];
+    let len = protocol::encode_signed_reading(reading, key, &mut signed).expect("encode");
+    let mut buf = [0u8; UPLINK_BYTES_MAX];
+    protocol::UplinkWriter::single(&mut buf, &signed[..len])
+        .expect("uplink")
+        .to_vec()
+}
+
+/// Waits until ingest has committed reading `sequence` of `device` (polls 50 ms apart, gives
+/// up after about two minutes: a guard against hanging, not a timing assertion).
+pub async fn committed(node: &Node, device: protocol::DeviceId, sequence: u64) {
+    for _ in 0..2_400 {
+        if node
+            .ingest()
+            .reading(device, protocol::SequenceNumber(sequence))
+            .expect("storage")
+            .is_some()
+        {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("reading {sequence} of {device} was never committed");
+}
