@@ -10,7 +10,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use api::{Node, NodeConfig};
+use api::Node;
 use common::{Api, committed, now_ms, start, uplink};
 use ed25519_dalek::Signer as _;
 use ingest::{QuarantinePage, RejectReason};
@@ -378,23 +378,7 @@ async fn quarantined(node: &Node, device: DeviceId, sequence: u64) -> RejectReas
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn devices_registered_rotated_and_revoked_over_http_are_honoured_by_ingest_at_once() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = NodeConfig {
-        data_dir: dir.path().join("data"),
-        http_listen: "127.0.0.1:0".parse().expect("addr"),
-        broker: api::BrokerConfig {
-            port: 0,
-            ..api::BrokerConfig::default()
-        },
-        batch_window_ms: 50,
-        round_period_ms: 20,
-        ..NodeConfig::default()
-    };
-    let node = Node::start(config).await.expect("the node starts");
-    let api = Api {
-        base: format!("http://{}", node.http_addr()),
-        http: reqwest::Client::new(),
-    };
+    let (_dir, node, api) = common::start_streaming().await;
     let reefer = api
         .bootstrap("reefer-co", &["admin", "carrier", "auditor"])
         .await;

@@ -10,7 +10,6 @@ mod common;
 
 use std::time::Duration;
 
-use api::{Node, NodeConfig};
 use common::{Api, committed, now_ms, rfc3339, uplink};
 use protocol::{DeviceId, DoorState, KeyEpoch, Reading, SequenceNumber, SigningKey, topic};
 use reqwest::{Method, StatusCode};
@@ -109,23 +108,7 @@ fn temperatures(event: &Value) -> Vec<(String, f64, f64, u64)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shipments_readings_from_departure_to_arrival_become_one_sensor_event() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = NodeConfig {
-        data_dir: dir.path().join("data"),
-        http_listen: "127.0.0.1:0".parse().expect("addr"),
-        broker: api::BrokerConfig {
-            port: 0,
-            ..api::BrokerConfig::default()
-        },
-        batch_window_ms: 50,
-        round_period_ms: 20,
-        ..NodeConfig::default()
-    };
-    let node = Node::start(config).await.expect("the node starts");
-    let api = Api {
-        base: format!("http://{}", node.http_addr()),
-        http: reqwest::Client::new(),
-    };
+    let (_dir, node, api) = common::start_streaming().await;
     let export = api.bootstrap("yunnan-export", &["admin", "exporter"]).await;
     let reefer = api.bootstrap("reefer-co", &["admin", "carrier"]).await;
     let customs = api.bootstrap("cn-customs", &["customs"]).await;

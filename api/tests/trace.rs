@@ -12,7 +12,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use api::{Node, NodeConfig};
+use api::Node;
 use common::{Api, committed, now_ms, uplink};
 use ledger::checkpoint::Checkpoint;
 use ledger::merkle::{Hash, LeafIndex, TreeSize};
@@ -225,24 +225,7 @@ fn verify_event_proofs(trace: &Value) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_packed_lot_is_traced_to_its_plot_and_its_shipment_with_cold_chain_and_proofs() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let node = Node::start(NodeConfig {
-        data_dir: dir.path().join("data"),
-        http_listen: "127.0.0.1:0".parse().expect("addr"),
-        broker: api::BrokerConfig {
-            port: 0,
-            ..api::BrokerConfig::default()
-        },
-        batch_window_ms: 50,
-        round_period_ms: 20,
-        ..NodeConfig::default()
-    })
-    .await
-    .expect("the node starts");
-    let api = Api {
-        base: format!("http://{}", node.http_addr()),
-        http: reqwest::Client::new(),
-    };
+    let (_dir, node, api) = common::start_streaming().await;
     let coop = api
         .bootstrap("coop", &["admin", "producer", "exporter"])
         .await;

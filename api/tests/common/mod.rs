@@ -140,6 +140,30 @@ pub async fn node_on(data: std::path::PathBuf) -> (Node, Api) {
     (node, api)
 }
 
+/// A node on a temporary directory that batches and commits quickly (readings published in a
+/// test are anchored within a few tens of milliseconds).
+pub async fn start_streaming() -> (tempfile::TempDir, Node, Api) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = Node::start(NodeConfig {
+        data_dir: dir.path().join("data"),
+        http_listen: "127.0.0.1:0".parse().expect("addr"),
+        broker: api::BrokerConfig {
+            port: 0,
+            ..api::BrokerConfig::default()
+        },
+        batch_window_ms: 50,
+        round_period_ms: 20,
+        ..NodeConfig::default()
+    })
+    .await
+    .expect("the node starts");
+    let api = Api {
+        base: format!("http://{}", node.http_addr()),
+        http: Client::new(),
+    };
+    (dir, node, api)
+}
+
 pub async fn start() -> (tempfile::TempDir, Node, Api) {
     let dir = tempfile::tempdir().expect("tempdir");
     let (node, api) = node_on(dir.path().join("data")).await;
