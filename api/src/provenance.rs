@@ -403,9 +403,11 @@ struct ExportQuery {
     org: Option<String>,
 }
 
-/// Product and lot descriptions for the spreadsheet, from the node's master data and lots.
+/// Product and lot descriptions for the spreadsheet, from the node's master data and lots
+/// (a lot's origin only where the caller may see the lot's owner).
 struct NodeDescriptions<'a> {
     state: &'a AppState,
+    visibility: Visibility,
 }
 
 impl Describe for NodeDescriptions<'_> {
@@ -420,6 +422,9 @@ impl Describe for NodeDescriptions<'_> {
 
     fn tlc_source(&self, gtin: &Gtin, lot: &str) -> Option<String> {
         let lot = self.state.trade.lot_by_key(gtin, lot).ok()??;
+        if !self.visibility.sees(&lot.org, &[]) {
+            return None;
+        }
         Some(format!(
             "plot {} of {} (harvested {})",
             lot.plot, lot.org, lot.harvest_date
@@ -427,25 +432,22 @@ impl Describe for NodeDescriptions<'_> {
     }
 }
 
-fn time_bound(what: &str, text: &str) -> Result<u64, ApiError> {
-    let stamp = gs1::epcis::canon::parse_timestamp(text)
-        .or_else(|| {
-            crate::trade::parse_iso_date(what, text)
-                .ok()
-                .and_then(|days| {
-                    gs1::epcis::canon::parse_timestamp(&format!("{}T00:00:00Z", fsma_date(days)))
-                })
-        })
-        .ok_or_else(|| {
-            ApiError::BadRequest(format!(
-                "{what}: {text:?} is neither an ISO 8601 date nor a date-time with offset"
-            ))
-        })?;
-    u64::try_from(stamp.unix_ms).map_err(|_| ApiError::BadRequest(format!("{what}: before 1970")))
-}
-
-fn fsma_date(days: i64) -> String {
-    crate::fsma::date_of(days * 86_400_000)
+/// A bound of an export window: an RFC 3339 date-time, or an ISO 8601 date meaning the start
+/// of that day (UTC) — or, for the end of the window (`end_of_day`), the end of that day, so
+/// that `to=2026-06-30` includes the 30th.
+fn time_bound(what: &str, text: &str, end_of_day: bool) -> Result<u64, ApiError> {
+    let ms = match gs1::epcis::canon::parse_timestamp(text) {
+        Some(stamp) => stamp.unix_ms,
+        None => {
+            let days = crate::trade::parse_iso_date(what, text).map_err(|_| {
+                ApiError::BadRequest(format!(
+                    "{what}: {text:?} is neither an ISO 8601 date nor a date-time with offset"
+                ))
+            })?;
+            (days + i64::from(end_of_day)) * 86_400_000
+        }
+    };
+    u64::try_from(ms).map_err(|_| ApiError::BadRequest(format!("{what}: before 1970")))
 }
 
 async fn fsma_route(
@@ -464,14 +466,15 @@ async fn fsma_route(
             .map_err(|e| ApiError::BadRequest(format!("org: {e}")))?,
         None => principal.org.clone(),
     };
-    if !visibility(&state, &caller)?.sees(&org, &[]) {
+    let seen = visibility(&state, &caller)?;
+    if !seen.sees(&org, &[]) {
         return Err(ApiError::Forbidden(format!(
             "{org} does not share its records with {}",
             principal.org
         )));
     }
-    let from_ms = time_bound("from", &query.from)?;
-    let to_ms = time_bound("to", &query.to)?;
+    let from_ms = time_bound("from", &query.from, false)?;
+    let to_ms = time_bound("to", &query.to, true)?;
     if to_ms <= from_ms {
         return Err(ApiError::BadRequest("to must be after from".to_owned()));
     }
@@ -502,7 +505,10 @@ async fn fsma_route(
             .take(EXPORT_EVENTS_MAX)
             .map(|c| c.digest)
             .collect();
-        let describe = NodeDescriptions { state: &worker };
+        let describe = NodeDescriptions {
+            state: &worker,
+            visibility: seen,
+        };
         let mut rows = Vec::new();
         for chunk in digests.chunks(1_000) {
             for stored in store.by_digests(chunk).map_err(internal)? {

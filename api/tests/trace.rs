@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use api::Node;
-use common::{Api, committed, now_ms, uplink};
+use common::{Api, committed, now_ms, rfc3339, uplink};
 use ledger::checkpoint::Checkpoint;
 use ledger::merkle::{Hash, LeafIndex, TreeSize};
 use ledger::proof::root_from_inclusion_path;
@@ -584,6 +584,22 @@ async fn a_packed_lot_is_traced_to_its_plot_and_its_shipment_with_cold_chain_and
     );
     assert!(lines[1].contains("Mango / 芒果"), "{csv}");
     assert!(lines[1].contains("plot plot-7 of coop"), "{csv}");
+    // A window of bare dates includes its last day.
+    let (first_day, last_day) = (&rfc3339(t0)[..10], &rfc3339(t0 + 60 * MINUTE)[..10]);
+    let same = api
+        .http
+        .get(format!(
+            "{}/exports/fsma204?from={first_day}&to={last_day}",
+            api.base
+        ))
+        .bearer_auth(exporter)
+        .send()
+        .await
+        .expect("export")
+        .text()
+        .await
+        .expect("csv");
+    assert_eq!(same, csv, "from {first_day} to {last_day} inclusive");
     for (query, why) in [
         ("from=yesterday&to=2100-01-01", "a bad date"),
         ("from=2100-01-01&to=2020-01-01", "an empty window"),
