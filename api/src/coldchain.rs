@@ -102,7 +102,8 @@ pub struct Excursion {
     pub open: bool,
 }
 
-/// A silence longer than [`HOLD_MAX_MS`] between two readings of one device.
+/// A silence longer than [`HOLD_MAX_MS`] of one device: between two readings, or between an
+/// edge of the window and its first or last reading (the whole window when it sent none).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Gap {
     /// Last reading before it (Unix ms).
@@ -167,6 +168,7 @@ pub struct ColdChain {
 struct DeviceRun {
     band: Option<Band>,
     device: String,
+    window_start_ms: u64,
     window_end_ms: u64,
     chain: DeviceChain,
     sum_centi_c: i64,
@@ -178,7 +180,7 @@ struct DeviceRun {
 }
 
 impl DeviceRun {
-    fn new(device: String, band: Option<Band>, window_end_ms: u64) -> Self {
+    fn new(device: String, band: Option<Band>, window_start_ms: u64, window_end_ms: u64) -> Self {
         Self {
             band,
             chain: DeviceChain {
@@ -195,6 +197,7 @@ impl DeviceRun {
                 truncated: false,
             },
             device,
+            window_start_ms,
             window_end_ms,
             sum_centi_c: 0,
             sum_humidity: 0,
@@ -297,6 +300,33 @@ impl DeviceRun {
         if let Some(last) = self.previous {
             self.close_interval(&last, None);
         }
+        // Silences at the edges of the window count too: a logger started late, stopped
+        // early or never heard from has not shown the goods were kept in their band.
+        let (start, end) = (self.window_start_ms, self.window_end_ms);
+        match (self.chain.first_ms, self.chain.last_ms) {
+            (Some(first), Some(last)) => {
+                if first.saturating_sub(start) > HOLD_MAX_MS {
+                    self.chain.gaps.insert(
+                        0,
+                        Gap {
+                            from_ms: start,
+                            to_ms: first,
+                        },
+                    );
+                }
+                if end.saturating_sub(last) > HOLD_MAX_MS {
+                    self.chain.gaps.push(Gap {
+                        from_ms: last,
+                        to_ms: end,
+                    });
+                }
+            }
+            _ if end > start => self.chain.gaps.push(Gap {
+                from_ms: start,
+                to_ms: end,
+            }),
+            _ => {}
+        }
         if let Some(mut open) = self.open.take() {
             open.open = self
                 .previous
@@ -340,7 +370,7 @@ pub fn summarise(
     let mut intervals = Vec::new();
     let mut weighted_sum = 0.0;
     for (device, (device_samples, truncated)) in samples {
-        let mut run = DeviceRun::new(device.clone(), band, to_ms);
+        let mut run = DeviceRun::new(device.clone(), band, from_ms, to_ms);
         for sample in device_samples
             .iter()
             .filter(|s| (from_ms..to_ms).contains(&s.time_ms))
@@ -535,6 +565,40 @@ mod tests {
         assert!(unbanded.excursions.is_empty());
         assert_eq!(unbanded.outside_ms, 0);
         assert_eq!(unbanded.readings, 3);
+    }
+
+    #[test]
+    fn silences_at_the_edges_of_the_window_are_gaps() {
+        let late = vec![sample(0, 60, 1_200), sample(1, 65, 1_200)];
+        let chain = summarise(0, 120 * MIN, band(), &one("d", late));
+        assert_eq!(
+            chain.devices[0].gaps,
+            vec![
+                Gap {
+                    from_ms: 0,
+                    to_ms: 60 * MIN
+                },
+                Gap {
+                    from_ms: 65 * MIN,
+                    to_ms: 120 * MIN
+                }
+            ]
+        );
+        let silent = summarise(0, 120 * MIN, band(), &one("d", Vec::new()));
+        assert_eq!(
+            silent.devices[0].gaps,
+            vec![Gap {
+                from_ms: 0,
+                to_ms: 120 * MIN
+            }]
+        );
+        let on_time = vec![sample(0, 5, 1_200), sample(1, 15, 1_200)];
+        let chain = summarise(0, 25 * MIN, band(), &one("d", on_time));
+        assert!(
+            chain.devices[0].gaps.is_empty(),
+            "{:?}",
+            chain.devices[0].gaps
+        );
     }
 
     #[test]
