@@ -10,9 +10,11 @@
 //!
 //! `{id}` is a GS1 Digital Link (URI or path, e.g. `01/09506000134352/10/L1`), an EPC URI or
 //! `shipment:{org}/{id}`. What a trace shows: everything to an auditor; to a customs officer,
-//! the whole graph when it involves a shipment declared to its authority (the goods it is
-//! asked to clear, and their provenance); to anyone else — and to an officer otherwise — the
-//! records of its organisation and of those sharing with it ([`crate::access::visibility`]). A root the caller may not see answers 404, as
+//! the provenance of the goods it is asked to clear — the backward closure of every shipment
+//! declared to its authority that the root is part of ([`declared_view`]), never what went
+//! elsewhere — and a recall restricted to those goods; to anyone else (and to an officer whose
+//! declared goods the root is not part of) the records of its organisation and of those
+//! sharing with it ([`crate::access::visibility`]). A root the caller may not see answers 404, as
 //! does one nothing is recorded for.
 //!
 //! Each event of a trace carries its log index and an RFC 9162 inclusion proof against a
@@ -21,7 +23,7 @@
 //! Excursions name the reading proofs (`/v1/devices/{id}/readings/{seq}/proof`) of their first
 //! and last readings.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::Router;
@@ -43,8 +45,8 @@ use crate::epcis::store::{IndexKind, StoredEvent};
 use crate::fsma::{self, Describe, StoredEvent as FsmaEvent};
 use crate::http::{ApiError, AppState, json_status};
 use crate::trace::{
-    Direction, EventRecord, Everything, LotRecord, Root, Scope, ShipmentRecord, TraceSource,
-    container_node, recall, trace,
+    Direction, EventRecord, Everything, LotRecord, Root, ShipmentRecord, TraceSource,
+    container_node, declared_view, recall, recall_of, trace,
 };
 use crate::trade::Shipment;
 
@@ -195,27 +197,33 @@ fn declared_to(details: &Value, authority: &OrgId) -> bool {
         .is_some_and(|list| list.iter().any(|a| a.as_str() == Some(authority.as_str())))
 }
 
-/// Runs `compute` in what `caller` may see: everything for an auditor; for a customs officer,
-/// everything when the answer involves a shipment declared to its authority (`involves`);
-/// otherwise the records of its organisation and of those sharing with it.
-fn scoped<T>(
-    state: &AppState,
-    caller: &Caller,
-    compute: impl Fn(&dyn Scope) -> Result<T, ApiError>,
-    involves: impl Fn(&T, &OrgId) -> bool,
-) -> Result<T, ApiError> {
+/// What a caller may see of traces.
+enum View {
+    /// Everything (auditors).
+    All,
+    /// A customs officer: the provenance of shipments declared to its authority, else `seen`.
+    Customs {
+        /// Its authority.
+        authority: OrgId,
+        /// What it sees otherwise.
+        seen: Visibility,
+    },
+    /// Its organisation's records and those of organisations sharing with it.
+    Seen(Visibility),
+}
+
+fn view_of(state: &AppState, caller: &Caller) -> Result<View, ApiError> {
     let seen = visibility(state, caller)?;
     if seen == Visibility::All {
-        return compute(&Everything);
+        return Ok(View::All);
     }
-    if let Some(principal) = caller.0.as_ref().filter(|p| p.has(Role::Customs)) {
-        match compute(&Everything) {
-            Ok(answer) if involves(&answer, &principal.org) => return Ok(answer),
-            Ok(_) | Err(ApiError::NotFound(_)) => {}
-            Err(other) => return Err(other),
-        }
-    }
-    compute(&seen)
+    Ok(match caller.0.as_ref().filter(|p| p.has(Role::Customs)) {
+        Some(principal) => View::Customs {
+            authority: principal.org.clone(),
+            seen,
+        },
+        None => View::Seen(seen),
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -320,17 +328,17 @@ async fn trace_route(
             state: &worker,
             read: Mutex::default(),
         };
-        let graph = scoped(
-            &worker,
-            &caller,
-            |scope| trace(&source, scope, &root, direction, now_ms(&worker)),
-            |graph, authority| {
-                graph
-                    .nodes
-                    .iter()
-                    .any(|n| n.kind == "shipment" && declared_to(&n.details, authority))
-            },
-        )?;
+        let now = now_ms(&worker);
+        let graph = match view_of(&worker, &caller)? {
+            View::All => trace(&source, &Everything, &root, direction, now)?,
+            View::Customs { authority, seen } => {
+                match declared_view(&source, &root, now, |d| declared_to(d, &authority))? {
+                    Some(view) => view,
+                    None => trace(&source, &seen, &root, direction, now)?,
+                }
+            }
+            View::Seen(seen) => trace(&source, &seen, &root, direction, now)?,
+        };
         let read = source
             .read
             .into_inner()
@@ -363,7 +371,7 @@ async fn recall_route(
     require(&caller, Action::Trace, None)?;
     let root = Root::parse(&format!("01/{gtin}/10/{lot}"))
         .map_err(|e| ApiError::BadRequest(format!("lot {gtin}/{lot}: {e}")))?;
-    let Root::Object(key) = root else {
+    let Root::Object(key) = root.clone() else {
         return Err(ApiError::BadRequest("a recall names a lot".to_owned()));
     };
     let worker = state.clone();
@@ -372,17 +380,23 @@ async fn recall_route(
             state: &worker,
             read: Mutex::default(),
         };
-        scoped(
-            &worker,
-            &caller,
-            |scope| recall(&source, scope, &key, now_ms(&worker)),
-            |answer, authority| {
-                answer
-                    .shipments
-                    .iter()
-                    .any(|s| declared_to(&s["details"], authority))
-            },
-        )
+        let now = now_ms(&worker);
+        match view_of(&worker, &caller)? {
+            View::All => recall(&source, &Everything, &key, now),
+            View::Customs { authority, seen } => {
+                match declared_view(&source, &root, now, |d| declared_to(d, &authority))? {
+                    // What of the lot's downstream is in the goods declared to the officer.
+                    Some(view) => {
+                        let keep: BTreeSet<String> =
+                            view.nodes.iter().map(|n| n.id.clone()).collect();
+                        let forward = trace(&source, &Everything, &root, Direction::Forward, now)?;
+                        Ok(recall_of(forward.restrict_to(&keep)))
+                    }
+                    None => recall(&source, &seen, &key, now),
+                }
+            }
+            View::Seen(seen) => recall(&source, &seen, &key, now),
+        }
     })
     .await
     .map_err(internal)??;

@@ -783,6 +783,12 @@ pub fn recall<S: TraceSource + ?Sized>(
         Direction::Forward,
         now_ms,
     )?;
+    Ok(recall_of(graph))
+}
+
+/// The recall a forward trace amounts to.
+#[must_use]
+pub fn recall_of(graph: Trace) -> Recall {
     let mut lots = Vec::new();
     let mut objects = Vec::new();
     let mut containers = Vec::new();
@@ -824,7 +830,7 @@ pub fn recall<S: TraceSource + ?Sized>(
         locations.insert(custody.from_location.clone());
         locations.extend(custody.to_location.clone());
     }
-    Ok(Recall {
+    Recall {
         lot: graph.root,
         lots,
         objects,
@@ -833,7 +839,136 @@ pub fn recall<S: TraceSource + ?Sized>(
         organisations: organisations.into_iter().collect(),
         locations: locations.into_iter().collect(),
         truncated: graph.truncated,
-    })
+    }
+}
+
+impl Trace {
+    /// The union of two traces (the root and direction of `self`).
+    #[must_use]
+    pub fn merge(mut self, other: Self) -> Self {
+        let mut nodes: BTreeMap<String, Node> =
+            self.nodes.into_iter().map(|n| (n.id.clone(), n)).collect();
+        for node in other.nodes {
+            nodes.entry(node.id.clone()).or_insert(node);
+        }
+        self.nodes = nodes.into_values().collect();
+        let edges: BTreeSet<Edge> = self.edges.into_iter().chain(other.edges).collect();
+        self.edges = edges.into_iter().collect();
+        let mut seen: BTreeSet<String> = self
+            .events
+            .iter()
+            .filter_map(|e| e["eventID"].as_str().map(str::to_owned))
+            .collect();
+        for event in other.events {
+            if event["eventID"]
+                .as_str()
+                .is_some_and(|id| seen.insert(id.to_owned()))
+            {
+                self.events.push(event);
+            }
+        }
+        self.events.sort_by_key(|e| {
+            (
+                e["event"].as_object().map_or(i64::MIN, event_time),
+                e["eventID"].as_str().unwrap_or_default().to_owned(),
+            )
+        });
+        for custody in other.custody {
+            if !self.custody.iter().any(|c| c.shipment == custody.shipment) {
+                self.custody.push(custody);
+            }
+        }
+        let organisations: BTreeSet<OrgId> = self
+            .organisations
+            .into_iter()
+            .chain(other.organisations)
+            .collect();
+        self.organisations = organisations.into_iter().collect();
+        let locations: BTreeSet<String> =
+            self.locations.into_iter().chain(other.locations).collect();
+        self.locations = locations.into_iter().collect();
+        self.truncated |= other.truncated;
+        self
+    }
+
+    /// This trace restricted to the nodes in `keep`: edges between them, the events naming
+    /// one of them, their custody windows; organisations and locations recounted from what
+    /// remains.
+    #[must_use]
+    pub fn restrict_to(mut self, keep: &BTreeSet<String>) -> Self {
+        self.nodes.retain(|n| keep.contains(&n.id));
+        self.edges
+            .retain(|e| keep.contains(&e.from) && keep.contains(&e.to));
+        self.events.retain(|e| {
+            e["event"]
+                .as_object()
+                .is_some_and(|event| objects(event).0.iter().any(|(_, id)| keep.contains(id)))
+        });
+        self.custody.retain(|c| keep.contains(&c.shipment));
+        let mut organisations = BTreeSet::new();
+        let mut locations = BTreeSet::new();
+        for event in &self.events {
+            if let Some(owner) = event["owner"].as_str().and_then(|o| o.parse().ok()) {
+                organisations.insert(owner);
+            }
+            if let Some(location) = event["event"].as_object().and_then(location_of) {
+                locations.insert(location);
+            }
+        }
+        for node in &self.nodes {
+            let owner = node
+                .details
+                .get("owner")
+                .or_else(|| node.details.get("org"));
+            if let Some(owner) = owner.and_then(Value::as_str).and_then(|o| o.parse().ok()) {
+                organisations.insert(owner);
+            }
+        }
+        self.organisations = organisations.into_iter().collect();
+        self.locations = locations.into_iter().collect();
+        self
+    }
+}
+
+/// What a customs officer sees of a trace from `root`: the provenance of the goods it is asked
+/// to clear — the union of the backward closures of the shipments, declared to its
+/// authority (`declared(details)`), that the root's forward closure reaches — if the root is
+/// part of it; `None` otherwise (the officer then sees what anyone sees).
+///
+/// # Errors
+/// Storage failures.
+pub fn declared_view<S: TraceSource + ?Sized>(
+    source: &S,
+    root: &Root,
+    now_ms: u64,
+    declared: impl Fn(&Value) -> bool,
+) -> Result<Option<Trace>, ApiError> {
+    let forward = match trace(source, &Everything, root, Direction::Forward, now_ms) {
+        Ok(graph) => graph,
+        Err(ApiError::NotFound(_)) => return Ok(None),
+        Err(other) => return Err(other),
+    };
+    let mut view: Option<Trace> = None;
+    for node in &forward.nodes {
+        if node.kind != "shipment" || !declared(&node.details) {
+            continue;
+        }
+        let Ok(shipment) = Root::parse(&node.id) else {
+            continue;
+        };
+        let provenance = trace(source, &Everything, &shipment, Direction::Backward, now_ms)?;
+        view = Some(match view {
+            None => provenance,
+            Some(so_far) => so_far.merge(provenance),
+        });
+    }
+    Ok(view
+        .filter(|v| v.nodes.iter().any(|n| n.id == forward.root))
+        .map(|mut v| {
+            v.root = forward.root;
+            v.direction = Direction::Backward;
+            v
+        }))
 }
 
 #[cfg(test)]
