@@ -9,11 +9,17 @@
 //! never counted as inside or outside the band. With several devices in one container, the
 //! time outside is the union of their out-of-band stretches (two loggers seeing the same warm
 //! hour count one hour), while excursions are listed per device.
+//!
+//! [`ColdChainCache`] remembers the cold chains of closed windows (shipments that arrived): a
+//! trace of a lot asks for the same window again and again, and its answer changes only when
+//! a reading of one of its devices is committed, which rewrites that device's
+//! [`DeviceSeen`] record in the same durable transaction.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
 
-use ingest::IngestStorage;
-use ingest::query::{QueryError, readings_between};
+use ingest::query::{QueryError, device_seen, readings_between};
+use ingest::{DeviceSeen, IngestStorage};
 use protocol::{DeviceId, Reading};
 use serde::Serialize;
 
@@ -21,9 +27,11 @@ use serde::Serialize;
 pub const HOLD_MAX_MS: u64 = 15 * 60 * 1_000;
 /// Most readings of one device taken into one window.
 pub const DEVICE_READINGS_MAX: usize = 100_000;
+/// Most cold chains a [`ColdChainCache`] keeps; it starts over when full.
+pub const CACHED_CHAINS_MAX: usize = 1_024;
 
 /// A storage temperature band, hundredths of a degree Celsius, inclusive.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub struct Band {
     /// Lowest allowed temperature.
     pub min_centi_c: i32,
@@ -462,6 +470,85 @@ pub fn cold_chain<S: IngestStorage>(
         samples.insert(device.to_string(), (device_samples, truncated));
     }
     Ok(summarise(from_ms, to_ms, band, &samples))
+}
+
+/// What a remembered cold chain answers for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Window {
+    devices: Vec<DeviceId>,
+    from_ms: u64,
+    to_ms: u64,
+    band: Option<Band>,
+}
+
+/// A remembered cold chain and what ingest had committed of its devices when it was read.
+#[derive(Debug)]
+struct Remembered {
+    seen: Vec<Option<DeviceSeen>>,
+    chain: Arc<ColdChain>,
+}
+
+/// Cold chains of closed windows, each valid while no reading of its devices is committed
+/// (see the module documentation). Cheap to clone: clones share the map.
+#[derive(Debug, Clone, Default)]
+pub struct ColdChainCache {
+    chains: Arc<Mutex<HashMap<Window, Remembered>>>,
+}
+
+impl ColdChainCache {
+    /// [`cold_chain`], remembered when the window is `closed` (its end is a recorded arrival,
+    /// not "now"), and answered from memory while each device's last commit is the one it was
+    /// computed after.
+    ///
+    /// # Errors
+    /// [`QueryError`] if storage fails or a record is corrupt.
+    pub fn cold_chain<S: IngestStorage>(
+        &self,
+        storage: &S,
+        devices: &[DeviceId],
+        from_ms: u64,
+        to_ms: u64,
+        band: Option<Band>,
+        closed: bool,
+    ) -> Result<ColdChain, QueryError> {
+        if !closed {
+            return cold_chain(storage, devices, from_ms, to_ms, band);
+        }
+        // Read before the readings: a reading committed after this line rewrites its device's
+        // record, so a chain remembered under these records never hides it (at worst the
+        // chain below already holds it and is recomputed once more).
+        let seen = devices
+            .iter()
+            .map(|device| device_seen(storage, *device))
+            .collect::<Result<Vec<_>, _>>()?;
+        let window = Window {
+            devices: devices.to_vec(),
+            from_ms,
+            to_ms,
+            band,
+        };
+        {
+            let chains = self.chains.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(remembered) = chains.get(&window)
+                && remembered.seen == seen
+            {
+                return Ok(ColdChain::clone(&remembered.chain));
+            }
+        }
+        let chain = cold_chain(storage, devices, from_ms, to_ms, band)?;
+        let mut chains = self.chains.lock().unwrap_or_else(PoisonError::into_inner);
+        if chains.len() >= CACHED_CHAINS_MAX {
+            chains.clear();
+        }
+        chains.insert(
+            window,
+            Remembered {
+                seen,
+                chain: Arc::new(chain.clone()),
+            },
+        );
+        Ok(chain)
+    }
 }
 
 #[cfg(test)]

@@ -84,6 +84,8 @@ pub struct AppState {
     pub devices: crate::devices::Devices<Storage>,
     /// Lots and shipments.
     pub trade: crate::trade::Trade<Storage>,
+    /// Cold chains of arrived shipments, for trace and recall.
+    pub cold_chains: crate::coldchain::ColdChainCache,
 }
 
 /// The router; serve it with `into_make_service_with_connect_info::<SocketAddr>()` (device

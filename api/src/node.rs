@@ -271,6 +271,7 @@ impl Node {
                 clock.clone(),
             ),
             trade: crate::trade::Trade::new(log.sequencer.storage().clone()),
+            cold_chains: crate::coldchain::ColdChainCache::default(),
             clock,
         };
         let app = crate::http::router(state, config.http_body_bytes_max);

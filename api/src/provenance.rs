@@ -22,6 +22,11 @@
 //! its commitment is served by `GET /epcis/events/{eventID}/proof` to whoever may read it.
 //! Excursions name the reading proofs (`/v1/devices/{id}/readings/{seq}/proof`) of their first
 //! and last readings.
+//!
+//! Repeated traces cost little: the cold chain of an arrived shipment comes from
+//! [`crate::coldchain::ColdChainCache`] while no reading of its devices is committed, and the
+//! event store remembers decoded events, located entries and inclusion proofs for the
+//! published tree size ([`crate::epcis::EventStore`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -40,7 +45,7 @@ use serde_json::{Value, json};
 
 use crate::access::{Caller, require, visibility};
 use crate::auth::{Action, OrgId, Role, Visibility};
-use crate::coldchain::{Band, ColdChain, cold_chain};
+use crate::coldchain::{Band, ColdChain};
 use crate::epcis::store::{IndexKind, StoredEvent};
 use crate::fsma::{self, Describe, StoredEvent as FsmaEvent};
 use crate::http::{ApiError, AppState, json_status};
@@ -68,7 +73,7 @@ pub fn routes() -> Router<AppState> {
 /// [`TraceSource`] over the node's stores; remembers the events it read for their proofs.
 struct NodeSource<'a> {
     state: &'a AppState,
-    read: Mutex<HashMap<String, StoredEvent>>,
+    read: Mutex<HashMap<String, Arc<StoredEvent>>>,
 }
 
 fn shipment_record(shipment: Shipment) -> ShipmentRecord {
@@ -116,7 +121,7 @@ impl TraceSource for NodeSource<'_> {
             .state
             .epcis
             .events()
-            .events_for_epc(node, None, limit)
+            .shared_events_for_epc(node, None, limit)
             .map_err(internal)?;
         let mut read = self.read.lock().unwrap_or_else(PoisonError::into_inner);
         Ok(events
@@ -177,15 +182,19 @@ impl TraceSource for NodeSource<'_> {
         from_ms: u64,
         to_ms: u64,
         band: Option<Band>,
+        closed: bool,
     ) -> Result<ColdChain, ApiError> {
-        cold_chain(
-            self.state.sequencer.storage(),
-            devices,
-            from_ms,
-            to_ms,
-            band,
-        )
-        .map_err(internal)
+        self.state
+            .cold_chains
+            .cold_chain(
+                self.state.sequencer.storage(),
+                devices,
+                from_ms,
+                to_ms,
+                band,
+                closed,
+            )
+            .map_err(internal)
     }
 }
 
@@ -238,39 +247,66 @@ fn now_ms(state: &AppState) -> u64 {
 }
 
 /// Log index and inclusion proof of every event of a trace, with the checkpoints they verify
-/// against.
+/// against: the entries located in one pass ([`crate::epcis::EventStore::proofs`]), the
+/// inclusion proofs computed in one blocking task.
 async fn attach_proofs(
     state: &AppState,
     events: &mut [Value],
-    read: &HashMap<String, StoredEvent>,
+    read: &HashMap<String, Arc<StoredEvent>>,
 ) -> Result<BTreeMap<u64, String>, ApiError> {
     let mut checkpoints = BTreeMap::new();
-    for event in events.iter_mut() {
-        let Some(stored) = event["eventID"].as_str().and_then(|id| read.get(id)) else {
+    let stored: Vec<Option<&StoredEvent>> = events
+        .iter()
+        .map(|event| {
+            event["eventID"]
+                .as_str()
+                .and_then(|id| read.get(id))
+                .map(AsRef::as_ref)
+        })
+        .collect();
+    let present: Vec<&StoredEvent> = stored.iter().flatten().copied().collect();
+    let mut proofs = state
+        .epcis
+        .events()
+        .proofs(&state.sequencer, &present)
+        .await
+        .map_err(internal)?
+        .into_iter();
+    let located: Vec<Option<ledger::merkle::LeafIndex>> = stored
+        .iter()
+        .map(|s| s.and_then(|_| proofs.next().flatten().map(|p| p.leaf_index)))
+        .collect();
+    let sequencer = state.sequencer.clone();
+    let store = state.epcis.events().clone();
+    let wanted: Vec<ledger::merkle::LeafIndex> = located.iter().flatten().copied().collect();
+    let mut inclusions = tokio::task::spawn_blocking(move || {
+        store.inclusion_proofs(&sequencer, &wanted).into_iter()
+    })
+    .await
+    .map_err(internal)?;
+    let inclusions: Vec<_> = located
+        .iter()
+        .map(|index| index.and_then(|_| inclusions.next()))
+        .collect();
+    for ((event, stored), (index, inclusion)) in events
+        .iter_mut()
+        .zip(stored)
+        .zip(located.into_iter().zip(inclusions))
+    {
+        let Some(stored) = stored else {
             continue;
         };
-        let Some(proof) = state
-            .epcis
-            .events()
-            .proof(&state.sequencer, stored)
-            .await
-            .map_err(internal)?
-        else {
+        let (Some(index), Some(inclusion)) = (index, inclusion) else {
             event["proof"] = Value::Null;
             continue;
         };
-        event["log_index"] = json!(proof.leaf_index.0);
-        let sequencer = state.sequencer.clone();
-        let index = proof.leaf_index;
-        let inclusion = tokio::task::spawn_blocking(move || sequencer.inclusion_proof(index))
-            .await
-            .map_err(internal)?;
+        event["log_index"] = json!(index.0);
         event["proof"] = match inclusion {
             Ok((p, checkpoint)) => {
                 checkpoints.insert(p.tree_size.0, checkpoint.note.clone());
                 json!({
                     "entry_leaf_hash": stored.entry_leaf_hash,
-                    "leaf_index": proof.leaf_index.0,
+                    "leaf_index": index.0,
                     "tree_size": p.tree_size.0,
                     "path": p.path.iter().map(ledger::merkle::Hash::to_hex).collect::<Vec<_>>(),
                     "opening": format!("/epcis/events/{}/proof", stored.event_hash.split(';').nth(1).and_then(|h| h.split('?').next()).unwrap_or_default()),
@@ -323,7 +359,7 @@ async fn trace_route(
         .map_err(ApiError::BadRequest)?;
     let root = Root::parse(&id).map_err(|e| ApiError::BadRequest(format!("{id:?}: {e}")))?;
     let worker = state.clone();
-    let (graph, read) = tokio::task::spawn_blocking(move || {
+    let (mut graph, read) = tokio::task::spawn_blocking(move || {
         let source = NodeSource {
             state: &worker,
             read: Mutex::default(),
@@ -347,11 +383,11 @@ async fn trace_route(
     })
     .await
     .map_err(internal)??;
+    // The events are the bulk of the answer: moved into the body, not copied.
+    let mut events = std::mem::take(&mut graph.events);
+    let checkpoints = attach_proofs(&state, &mut events, &read).await?;
     let mut body = serde_json::to_value(&graph).map_err(internal)?;
-    let checkpoints = match body["events"].as_array_mut() {
-        Some(events) => attach_proofs(&state, events, &read).await?,
-        None => BTreeMap::new(),
-    };
+    body["events"] = Value::Array(events);
     reading_proof_links(&mut body["custody"]);
     body["checkpoints"] = json!(
         checkpoints

@@ -159,7 +159,8 @@ pub trait TraceSource {
     fn shipment(&self, owner: &OrgId, id: &str) -> Result<Option<ShipmentRecord>, ApiError>;
     /// A product's storage band.
     fn band(&self, gtin: &Gtin) -> Option<Band>;
-    /// The cold chain of `devices` in `from_ms..to_ms`.
+    /// The cold chain of `devices` in `from_ms..to_ms`; `closed` when `to_ms` is a recorded
+    /// arrival (not "now"), so the answer may be remembered.
     ///
     /// # Errors
     /// [`ApiError`] if storage fails.
@@ -169,6 +170,7 @@ pub trait TraceSource {
         from_ms: u64,
         to_ms: u64,
         band: Option<Band>,
+        closed: bool,
     ) -> Result<ColdChain, ApiError>;
 }
 
@@ -694,7 +696,7 @@ pub fn trace<S: TraceSource + ?Sized>(
         // The band of the first of its lots with a product band.
         let product = shipment.lots.iter().find_map(EpcKey::gtin);
         let band = product.as_ref().and_then(|g| source.band(g));
-        let cold_chain = source.cold_chain(&shipment.devices, departed_ms, to_ms, band)?;
+        let cold_chain = source.cold_chain(&shipment.devices, departed_ms, to_ms, band, arrived)?;
         custody.push(Custody {
             shipment: id.clone(),
             from_ms: departed_ms,
@@ -1029,6 +1031,7 @@ mod tests {
             from_ms: u64,
             to_ms: u64,
             band: Option<Band>,
+            _: bool,
         ) -> Result<ColdChain, ApiError> {
             self.cold_chain_calls
                 .borrow_mut()

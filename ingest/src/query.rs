@@ -206,9 +206,13 @@ pub const WINDOW_READINGS_MAX: usize = 100_000;
 ///
 /// Readings are keyed by (device, sequence), and a device's clock moves forward with its
 /// sequence numbers (a device stamps each reading as it takes it), so the first reading of
-/// the window is found by a binary search over sequence numbers (about 64 one-row scans)
-/// and the window is then read in order: the cost is the window's, not the device's
-/// history. A reading stamped out of order by a device whose clock jumped back is found if
+/// the window is found by a search over sequence numbers, each step a one-row scan, and the
+/// window is then read in order: the cost is the window's, not the device's history. The
+/// search starts from the device's first stored reading and its latest commit (what ingest
+/// last saw of it); between two known readings it guesses by interpolating device time, which
+/// lands within a few readings of a device sampling at a steady period, and alternates with
+/// halving so that an irregular history costs at most about twice the 64 steps of plain
+/// bisection. A reading stamped out of order by a device whose clock jumped back is found if
 /// it lies inside the scanned stretch and skipped otherwise.
 ///
 /// # Errors
@@ -237,21 +241,29 @@ pub fn readings_between<S: IngestStorage>(
             })
             .transpose()
     };
-    // The smallest sequence whose first stored reading at or after it is in or past the
-    // window.
-    let (mut low, mut high) = (0_u64, u64::MAX);
-    while low < high {
-        let mid = low + (high - low) / 2;
-        match first_at_or_after(mid)? {
-            Some((_, time)) if time < from_ms => low = mid + 1,
-            _ => high = mid,
-        }
-    }
+    let Some((first_sequence, first_time)) = first_at_or_after(0)? else {
+        return Ok((Vec::new(), false));
+    };
+    let start = if first_time >= from_ms {
+        first_sequence
+    } else {
+        first_in_window(
+            &first_at_or_after,
+            (first_sequence, first_time),
+            device_seen(storage, device)?.map(|seen| seen.last_sequence.0),
+            from_ms,
+        )?
+    };
     let mut out = Vec::new();
-    let mut next = low;
+    let mut next = start;
     loop {
         let page = (limit + 1 - out.len()).min(1_000);
-        let rows = storage.scan(READINGS, &reading_key(device, SequenceNumber(next)), &end, page)?;
+        let rows = storage.scan(
+            READINGS,
+            &reading_key(device, SequenceNumber(next)),
+            &end,
+            page,
+        )?;
         let exhausted = rows.len() < page;
         for (key, value) in &rows {
             let stored = StoredReading::decode(key, value)?;
@@ -271,6 +283,50 @@ pub fn readings_between<S: IngestStorage>(
             return Ok((out, false));
         }
     }
+}
+
+/// The smallest sequence number whose first stored reading at or after it (`probe`: its
+/// sequence and device time) is at or after `from_ms`, or has none; `first` is the device's
+/// first reading, known to be before `from_ms`, and `hint` a sequence number it has stored
+/// (its latest commit).
+fn first_in_window(
+    probe: &impl Fn(u64) -> Result<Option<(u64, u64)>, QueryError>,
+    first: (u64, u64),
+    hint: Option<u64>,
+    from_ms: u64,
+) -> Result<u64, QueryError> {
+    // Invariant: the first reading at or after `lo` is before the window (at `lo_time`); the
+    // first at or after `hi` is in or past it, or there is none (`hi_time` its time, if
+    // known). The answer is in `lo + 1 ..= hi`.
+    let (mut lo, mut lo_time) = first;
+    let (mut hi, mut hi_time) = (u64::MAX, None);
+    let mut step = 0_u32;
+    let mut guess = hint.filter(|&h| h > lo);
+    // `lo < hi` holds unless a reading is committed between two probes; the loop then stops.
+    while lo.saturating_add(1) < hi {
+        let mid = match (guess.take(), hi_time) {
+            (Some(hinted), _) => hinted.min(hi - 1),
+            // Bounded by a known reading: interpolate device time on even steps.
+            (None, Some(hi_ms)) if step.is_multiple_of(2) && hi_ms > lo_time => {
+                let span = u128::from(hi - lo);
+                let offset = span * u128::from(from_ms.saturating_sub(lo_time))
+                    / u128::from(hi_ms - lo_time);
+                lo + u64::try_from(offset)
+                    .unwrap_or(u64::MAX)
+                    .clamp(1, hi - lo - 1)
+            }
+            // Unbounded: gallop up from `lo` (the window is usually near the device's end).
+            (None, None) if hi == u64::MAX => lo.saturating_add(1_u64 << step.min(62)).min(hi - 1),
+            _ => lo + (hi - lo) / 2,
+        };
+        step += 1;
+        match probe(mid)? {
+            Some((found, time)) if time < from_ms => (lo, lo_time) = (found, time),
+            Some((_, time)) => (hi, hi_time) = (mid, Some(time)),
+            None => (hi, hi_time) = (mid, None),
+        }
+    }
+    Ok(hi.max(lo.saturating_add(1)))
 }
 
 fn decode_reading(stored: &StoredReading) -> Result<protocol::Reading, CorruptRecord> {
@@ -306,11 +362,127 @@ mod tests {
                 }
             })
             .collect();
+        put(storage, records);
+    }
+
+    fn put(storage: &RedbStorage, records: Vec<SidecarRecord>) {
         tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("runtime")
             .block_on(storage.put_records(records))
             .expect("put");
+    }
+
+    /// Readings of device 1 at the given (sequence, device time) pairs.
+    fn store_history(storage: &RedbStorage, history: &[(u64, u64)]) {
+        let records = history
+            .iter()
+            .map(|&(sequence, time_ms)| {
+                let mut body = reading(device(1), 0, 400);
+                body.sequence = SequenceNumber(sequence);
+                body.device_time_ms = time_ms;
+                let stored = StoredReading {
+                    device: device(1),
+                    sequence: SequenceNumber(sequence),
+                    signed: signed(&body, &key(1)),
+                    ingest_time_ms: T0,
+                    clock_skewed: false,
+                    batch_root: Hash([0; 32]),
+                    position: 0,
+                };
+                SidecarRecord {
+                    table: READINGS.to_owned(),
+                    key: stored.key(),
+                    value: stored.encode(),
+                }
+            })
+            .collect();
+        put(storage, records);
+    }
+
+    #[test]
+    fn every_window_is_what_a_full_scan_finds_whatever_the_history_and_the_hint() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = RedbStorage::open(&dir.path().join("store.redb"), [0; 32]).expect("open");
+        // Runs of readings under far-apart sequence bases (a device reset, or sequence numbers
+        // seeded from its clock), with uneven periods: interpolation guesses badly here.
+        let mut history = Vec::new();
+        let mut time = T0;
+        for (run, base) in (0_u64..).zip([0, 100, 1_000_000, 1 << 40, u64::MAX / 2]) {
+            for i in 0..60 {
+                time += 1 + (i * 7_919 + run * 13) % 90_000 + if i == 30 { 86_400_000 } else { 0 };
+                history.push((base + i, time));
+            }
+        }
+        store_history(&storage, &history);
+        let instants: Vec<u64> = history
+            .iter()
+            .step_by(13)
+            .flat_map(|&(_, t)| [t - 1, t, t + 1])
+            .chain([0, T0, u64::MAX])
+            .collect();
+        let seen = |last: u64| DeviceSeen {
+            last_ingest_time_ms: T0,
+            last_device_time_ms: T0,
+            last_sequence: SequenceNumber(last),
+            last_batch_root: Hash([1; 32]),
+        };
+        for hint in [
+            None,
+            Some(0),
+            Some(1_000_030),
+            Some(1 << 40),
+            Some(u64::MAX / 2 + 59),
+        ] {
+            if let Some(last) = hint {
+                put(
+                    &storage,
+                    vec![SidecarRecord {
+                        table: DEVICES.to_owned(),
+                        key: device(1).0.to_vec(),
+                        value: seen(last).encode(),
+                    }],
+                );
+            }
+            for &from in &instants {
+                for &to in instants.iter().filter(|&&to| to > from) {
+                    let (found, more) =
+                        readings_between(&storage, device(1), from, to, 10_000).expect("query");
+                    let expected: Vec<u64> = history
+                        .iter()
+                        .filter(|(_, t)| (from..to).contains(t))
+                        .map(|(s, _)| *s)
+                        .collect();
+                    let sequences: Vec<u64> = found.iter().map(|(s, _)| s.sequence.0).collect();
+                    assert_eq!(sequences, expected, "{from}..{to}, hint {hint:?}");
+                    assert!(!more);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_device_sampling_at_a_steady_period_is_searched_in_a_few_steps() {
+        // A million readings a minute apart; the window starts just after reading 123,456.
+        let probes = std::cell::Cell::new(0);
+        let probe = |sequence: u64| -> Result<Option<(u64, u64)>, QueryError> {
+            probes.set(probes.get() + 1);
+            Ok((sequence < 1_000_000).then(|| (sequence, T0 + sequence * 60_000)))
+        };
+        let from = T0 + 123_456 * 60_000 + 1;
+        let check = |hint: Option<u64>, most: u32| {
+            probes.set(0);
+            let start = first_in_window(&probe, (0, T0), hint, from).expect("search");
+            assert_eq!(start, 123_457, "hint {hint:?}");
+            assert!(
+                probes.get() <= most,
+                "hint {hint:?}: {} probes",
+                probes.get()
+            );
+        };
+        check(Some(999_999), 6);
+        // Without a hint, galloping up then interpolating: still far below 64 steps.
+        check(None, 30);
     }
 
     #[test]
@@ -320,9 +492,14 @@ mod tests {
         // Test readings are stamped T0 + sequence seconds; leave gaps in the sequence.
         store_readings(&storage, (0..5_000).filter(|s| s % 7 != 3));
         let second = 1_000;
-        let (found, more) =
-            readings_between(&storage, device(1), T0 + 1_000 * second, T0 + 1_100 * second, 10_000)
-                .expect("query");
+        let (found, more) = readings_between(
+            &storage,
+            device(1),
+            T0 + 1_000 * second,
+            T0 + 1_100 * second,
+            10_000,
+        )
+        .expect("query");
         assert!(!more);
         let sequences: Vec<u64> = found.iter().map(|(s, _)| s.sequence.0).collect();
         let expected: Vec<u64> = (1_000..1_100).filter(|s| s % 7 != 3).collect();

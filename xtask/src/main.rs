@@ -15,10 +15,13 @@
 //!   beside a broker-only baseline and the verification ceiling ([`bench_node`]).
 //! * `bench-resolver` — the GS1 Digital Link resolver's requests/s with `wrk`, beside
 //!   `/healthz` of the same node ([`bench_resolver`]).
+//! * `bench-trace [--keep|--reuse]` — trace and recall latency of a lot with 50 events and
+//!   10,000 readings in a store of over a million, beside `/healthz` ([`bench_trace`]).
 //! * `fuzz [seconds]` — only the fuzz targets.
 
 mod bench_node;
 mod bench_resolver;
+mod bench_trace;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -47,6 +50,7 @@ fn main() -> ExitCode {
         Some("bench") => bench(),
         Some("bench-node") => bench_node::bench_node(),
         Some("bench-resolver") => bench_resolver::bench_resolver(),
+        Some("bench-trace") => bench_trace::bench_trace(&args[1..]),
         Some("fuzz") => {
             let runs = args
                 .get(1)
@@ -67,6 +71,7 @@ fn main() -> ExitCode {
                  bench             run the benchmarks recorded in BENCHMARKS.md\n  \
                  bench-node        the node through Mosquitto: readings/s and latency beside a broker baseline\n  \
                  bench-resolver    the Digital Link resolver with wrk: requests/s beside /healthz\n  \
+                 bench-trace       trace latency over a million readings, beside /healthz (--keep, --reuse)\n  \
                  fuzz [RUNS]       run every fuzz target for RUNS iterations (default 1000000)"
             );
             return ExitCode::from(2);
@@ -342,7 +347,8 @@ fn bench() -> Result<()> {
     }
     install_debian_packages()?;
     bench_node::bench_node()?;
-    bench_resolver::bench_resolver()
+    bench_resolver::bench_resolver()?;
+    bench_trace::bench_trace(&[])
 }
 
 fn devices(args: &[String]) -> Result<()> {

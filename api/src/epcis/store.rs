@@ -16,6 +16,12 @@
 //! sequence number: unique per event, stable, and known before the commit (no counter to
 //! keep consistent across restarts).
 //!
+//! What never changes is remembered in bounded maps (each starts over when full): a stored
+//! event (records are written once, with their entry, and never rewritten), decoded; an
+//! event's entry once found in the durable log (the log only grows), with its index and bytes;
+//! and an entry's inclusion proof against the latest published tree size, until a larger one
+//! is published. A trace's events are proved in one pass that reads each entry bundle once.
+//!
 //! Identifiers are indexed in canonical form: an EPC URI (`urn:epc:id:sgtin:...`,
 //! `urn:epc:class:lgtin:...`) becomes its canonical GS1 Digital Link, and a Digital Link is
 //! constrained to `https://id.gs1.org` (the forms of the event hash, CBV 2.0 §8.9 rules 17
@@ -23,14 +29,20 @@
 //! steps and dispositions are indexed as their bare CBV word when they are CBV values, in
 //! whichever of the three spellings (bare, web URI, URN) they came.
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry as Slot;
+use std::sync::{Arc, Mutex, PoisonError};
+
 use gs1::epcis::vocab::URN_TO_WEB;
 use gs1::epcis::{Event, EventType, canonical_epc, epc::constrain_digital_link};
 use ingest::IngestStorage;
 use ingest::records::EntryLocator;
 use ledger::entry::{Entry, EpcisEventType, Token, TraceEvent, salted_commitment};
 use ledger::merkle::{Hash, LeafIndex, leaf_hash};
-use ledger::sequencer::SequencerHandle;
+use ledger::proof::InclusionProof;
+use ledger::sequencer::{PublishedCheckpoint, SequencerHandle, ServeProofError};
 use ledger::storage::{LogStorage, ReadError, SidecarRecord};
+use ledger::tile::{TILE_WIDTH, parse_bundle};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -46,6 +58,12 @@ pub const INDEX: &str = "epcis_index";
 /// Most identifiers (EPCs, classes, parent) one event may carry in the index: each is a
 /// record committed with the event, and the sequencer takes at most 1,024 records per entry.
 pub const INDEXED_IDENTIFIERS_MAX: usize = 1_000;
+/// Located entries the store remembers (about 150 bytes each); the map starts over when full.
+pub const LOCATED_ENTRIES_MAX: usize = 100_000;
+/// Decoded events the store remembers (a few KiB each); the map starts over when full.
+pub const DECODED_EVENTS_MAX: usize = 10_000;
+/// Inclusion proofs the store remembers (about 1 KiB each); the map starts over when full.
+pub const INCLUSION_PROOFS_MAX: usize = 10_000;
 
 /// Why the store could not answer.
 #[derive(Debug, thiserror::Error)]
@@ -501,10 +519,28 @@ pub struct EventProof {
     pub digest: [u8; 32],
 }
 
+/// An entry found in the durable log: its index and its exact bytes.
+type Located = (LeafIndex, Arc<[u8]>);
+
 /// Read side of the event store over the node's storage.
 #[derive(Debug, Clone)]
 pub struct EventStore<S> {
     storage: S,
+    /// Entry leaf hash -> where the entry is in the durable log and its exact bytes.
+    located: Arc<Mutex<HashMap<Hash, Located>>>,
+    /// Digest -> the stored event, decoded.
+    decoded: Arc<Mutex<HashMap<[u8; 32], Arc<StoredEvent>>>>,
+    /// Leaf index -> its inclusion proof in the tree of the proof's size.
+    inclusion: Arc<Mutex<HashMap<LeafIndex, InclusionProof>>>,
+}
+
+/// Inserts into a bounded map, emptying it first when full.
+fn remember<K: std::hash::Hash + Eq, V>(map: &Mutex<HashMap<K, V>>, key: K, value: V, max: usize) {
+    let mut map = map.lock().unwrap_or_else(PoisonError::into_inner);
+    if map.len() >= max {
+        map.clear();
+    }
+    map.insert(key, value);
 }
 
 fn decode_event(bytes: &[u8]) -> Result<StoredEvent, StoreError> {
@@ -514,7 +550,12 @@ fn decode_event(bytes: &[u8]) -> Result<StoredEvent, StoreError> {
 impl<S: IngestStorage> EventStore<S> {
     /// The store over `storage`.
     pub fn new(storage: S) -> Self {
-        Self { storage }
+        Self {
+            storage,
+            located: Arc::default(),
+            decoded: Arc::default(),
+            inclusion: Arc::default(),
+        }
     }
 
     /// The storage.
@@ -652,6 +693,92 @@ impl<S: IngestStorage> EventStore<S> {
         self.by_digests(&digests)
     }
 
+    /// [`events_for_epc`](Self::events_for_epc), shared: events decoded before are taken from
+    /// memory (a stored event never changes), the others read in one batch and remembered.
+    ///
+    /// # Errors
+    /// [`StoreError`] if storage fails or a record is corrupt.
+    pub fn shared_events_for_epc(
+        &self,
+        epc: &str,
+        after: Option<&EventCursor>,
+        limit: usize,
+    ) -> Result<Vec<Arc<StoredEvent>>, StoreError> {
+        let rows = self.index_rows(
+            IndexKind::Epc,
+            &canonical_identifier(epc),
+            after,
+            None,
+            None,
+            limit,
+        )?;
+        let mut events: Vec<Option<Arc<StoredEvent>>> = {
+            let decoded = self.decoded.lock().unwrap_or_else(PoisonError::into_inner);
+            rows.iter()
+                .map(|c| decoded.get(&c.digest).cloned())
+                .collect()
+        };
+        let missing: Vec<[u8; 32]> = rows
+            .iter()
+            .zip(&events)
+            .filter(|(_, e)| e.is_none())
+            .map(|(c, _)| c.digest)
+            .collect();
+        if !missing.is_empty() {
+            let mut read = self.read_events(&missing)?.into_iter();
+            for (cursor, slot) in rows.iter().zip(events.iter_mut()) {
+                if slot.is_some() {
+                    continue;
+                }
+                if let Some(stored) = read.next().flatten() {
+                    let stored = Arc::new(stored);
+                    remember(
+                        &self.decoded,
+                        cursor.digest,
+                        Arc::clone(&stored),
+                        DECODED_EVENTS_MAX,
+                    );
+                    *slot = Some(stored);
+                }
+            }
+        }
+        Ok(events.into_iter().flatten().collect())
+    }
+
+    /// The inclusion proof of each entry of `indexes` against the latest published checkpoint,
+    /// as [`SequencerHandle::inclusion_proof`] answers it; a proof computed for the tree size
+    /// published now is taken from memory. Blocking: tile reads and hashing.
+    pub fn inclusion_proofs(
+        &self,
+        sequencer: &SequencerHandle<S>,
+        indexes: &[LeafIndex],
+    ) -> Vec<Result<(InclusionProof, Arc<PublishedCheckpoint>), ServeProofError>>
+    where
+        S: LogStorage,
+    {
+        indexes
+            .iter()
+            .map(|index| {
+                let latest = sequencer
+                    .checkpoint()
+                    .ok_or(ServeProofError::NoCheckpoint)?;
+                let known = self
+                    .inclusion
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .get(index)
+                    .filter(|proof| proof.tree_size == latest.size)
+                    .cloned();
+                if let Some(proof) = known {
+                    return Ok((proof, latest));
+                }
+                let (proof, checkpoint) = sequencer.inclusion_proof(*index)?;
+                remember(&self.inclusion, *index, proof.clone(), INCLUSION_PROOFS_MAX);
+                Ok((proof, checkpoint))
+            })
+            .collect()
+    }
+
     /// The proof of a stored event: its `TraceEvent` entry, where it is in the log, and the
     /// salt and digest that open its commitment. `None` while the entry is not located in the
     /// durable log.
@@ -667,36 +794,147 @@ impl<S: IngestStorage> EventStore<S> {
     where
         S: LogStorage,
     {
-        let locator = stored.locator()?;
-        let durable = sequencer.durable_state().size;
-        let Some(leaf_index) =
-            ingest::store::locate_entry(&self.storage, &locator, durable).await?
-        else {
-            return Ok(None);
-        };
-        let Some(entry) = sequencer.entry(leaf_index).await? else {
-            return Ok(None);
-        };
-        let Ok(Entry::TraceEvent(trace_event)) = Entry::decode(&entry) else {
-            return Err(StoreError::Corrupt(
-                "an event's entry is not a TraceEvent".to_owned(),
-            ));
-        };
-        let salt = stored.salt_bytes()?;
-        let digest = stored.digest()?;
-        if salted_commitment(&salt, &digest) != trace_event.commitment {
-            return Err(StoreError::Corrupt(
-                "an event's entry does not commit to it".to_owned(),
-            ));
-        }
-        Ok(Some(EventProof {
-            leaf_index,
-            entry,
-            trace_event,
-            salt,
-            digest,
-        }))
+        Ok(self.proofs(sequencer, &[stored]).await?.pop().flatten())
     }
+
+    /// [`proof`](Self::proof) of every event of `events`, in their order. Entries located
+    /// before are taken from memory; the others are searched for in one pass over the durable
+    /// log that reads each entry bundle once, however many of the events it holds.
+    ///
+    /// # Errors
+    /// As [`proof`](Self::proof).
+    pub async fn proofs(
+        &self,
+        sequencer: &SequencerHandle<S>,
+        events: &[&StoredEvent],
+    ) -> Result<Vec<Option<EventProof>>, StoreError>
+    where
+        S: LogStorage,
+    {
+        let locators = events
+            .iter()
+            .map(|stored| stored.locator())
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut found: Vec<Option<Located>> = {
+            let located = self.located.lock().unwrap_or_else(PoisonError::into_inner);
+            locators
+                .iter()
+                .map(|l| located.get(&l.leaf_hash).cloned())
+                .collect()
+        };
+        let missing: Vec<usize> = (0..events.len()).filter(|&i| found[i].is_none()).collect();
+        if !missing.is_empty() {
+            let durable = sequencer.durable_state().size;
+            let mut bundles = HashMap::new();
+            for i in missing {
+                let Some((index, entry)) =
+                    locate_in_bundles(&self.storage, &locators[i], durable, &mut bundles).await?
+                else {
+                    continue;
+                };
+                let entry: Arc<[u8]> = entry.into();
+                remember(
+                    &self.located,
+                    locators[i].leaf_hash,
+                    (index, Arc::clone(&entry)),
+                    LOCATED_ENTRIES_MAX,
+                );
+                found[i] = Some((index, entry));
+            }
+        }
+        events
+            .iter()
+            .zip(found)
+            .map(|(stored, found)| {
+                let Some((leaf_index, entry)) = found else {
+                    return Ok(None);
+                };
+                let Ok(Entry::TraceEvent(trace_event)) = Entry::decode(&entry) else {
+                    return Err(StoreError::Corrupt(
+                        "an event's entry is not a TraceEvent".to_owned(),
+                    ));
+                };
+                let salt = stored.salt_bytes()?;
+                let digest = stored.digest()?;
+                if salted_commitment(&salt, &digest) != trace_event.commitment {
+                    return Err(StoreError::Corrupt(
+                        "an event's entry does not commit to it".to_owned(),
+                    ));
+                }
+                Ok(Some(EventProof {
+                    leaf_index,
+                    entry: entry.to_vec(),
+                    trace_event,
+                    salt,
+                    digest,
+                }))
+            })
+            .collect()
+    }
+}
+
+/// An entry bundle read in one pass: its bytes and the leaf hash of each of its entries.
+struct ReadBundle {
+    bytes: Vec<u8>,
+    leaf_hashes: Vec<Hash>,
+}
+
+/// The index and bytes of the entry `locator` names in the durable log of `durable` entries
+/// (as `ingest::store::locate_entry` finds it: the first entry at or after
+/// `locator.log_size_before` with its leaf hash, at most
+/// `ingest::store::LOCATE_SCAN_ENTRIES_MAX` entries on), reading bundles through `bundles`,
+/// which keeps the bundles of one pass with their entries' leaf hashes, so each bundle is
+/// read and hashed once however many events it holds.
+async fn locate_in_bundles<S: LogStorage>(
+    storage: &S,
+    locator: &EntryLocator,
+    durable: u64,
+    bundles: &mut HashMap<u64, ReadBundle>,
+) -> Result<Option<(LeafIndex, Vec<u8>)>, StoreError> {
+    let width = u64::from(TILE_WIDTH);
+    let corrupt = |e: ledger::tile::BundleError| StoreError::Corrupt(format!("entry bundle: {e}"));
+    let end = durable.min(
+        locator
+            .log_size_before
+            .saturating_add(ingest::store::LOCATE_SCAN_ENTRIES_MAX),
+    );
+    let mut index = locator.log_size_before;
+    while index < end {
+        let bundle_index = index / width;
+        let bundle = match bundles.entry(bundle_index) {
+            Slot::Occupied(read) => read.into_mut(),
+            Slot::Vacant(slot) => {
+                let Some(bytes) = storage.bundle(bundle_index).await? else {
+                    return Err(StoreError::Read(ReadError::Corrupt(format!(
+                        "entry bundle {bundle_index} of the durable log is missing"
+                    ))));
+                };
+                let leaf_hashes = parse_bundle(&bytes)
+                    .map_err(corrupt)?
+                    .into_iter()
+                    .map(leaf_hash)
+                    .collect();
+                slot.insert(ReadBundle { bytes, leaf_hashes })
+            }
+        };
+        let first = bundle_index * width;
+        let hit = (first..)
+            .zip(&bundle.leaf_hashes)
+            .position(|(at, hash)| at >= index && at < end && *hash == locator.leaf_hash);
+        if let Some(offset) = hit {
+            let entries = parse_bundle(&bundle.bytes).map_err(corrupt)?;
+            let entry = entries
+                .get(offset)
+                .map(|e| e.to_vec())
+                .ok_or_else(|| StoreError::Corrupt("entry bundle changed while read".to_owned()))?;
+            let at = first
+                + u64::try_from(offset)
+                    .map_err(|_| StoreError::Corrupt("entry bundle offset".to_owned()))?;
+            return Ok(Some((LeafIndex(at), entry)));
+        }
+        index = first + width;
+    }
+    Ok(None)
 }
 
 #[cfg(test)]
