@@ -1256,6 +1256,29 @@ fn resolver_ops() -> Vec<Op> {
             &params,
         ));
     }
+    // A compressed Digital Link at the root (GS1 Digital Link 1.2 compression).
+    let compressed = json!({
+        "name": "compressed", "in": "path", "required": true,
+        "description": "A compressed GS1 Digital Link: one path element in the URI-safe base64 alphabet.",
+        "schema": { "type": "string", "pattern": "^[A-Za-z0-9_-]+$", "maxLength": 2048 },
+        "example": "AQyNo0UVqCDWWcn9tpt19p2",
+    });
+    let mut resolve_compressed = op("get", "/{compressed}", "resolveCompressed", "resolver", Access::Public, "Resolve a compressed GS1 Digital Link (also HEAD)")
+        .describe("Decompressed, then answered exactly as the uncompressed link; 404 for a path element outside the base64url alphabet.")
+        .params(&["linkType"])
+        .answer(200, "The linkset.", &[("application/linkset+json", schema_ref("Linkset"))])
+        .answer(307, "To the default (or asked-for) link.", &[])
+        .header(307, "Location", "The link.")
+        .errors(&[400, 404]);
+    resolve_compressed.params.push(compressed.clone());
+    ops.push(resolve_compressed);
+    let mut compressed_preflight = preflight(
+        "/{compressed}",
+        "resolveCompressedPreflight".to_owned(),
+        &[],
+    );
+    compressed_preflight.params.push(compressed);
+    ops.push(compressed_preflight);
     for (key, params, suffix) in link_forms("", false) {
         let path = format!("/v1/public{key}");
         ops.push(

@@ -1,7 +1,8 @@
 //! The GS1 Digital Link resolver over real HTTP: redirects to the default link and to one link
 //! type, the RFC 9264 linkset, HEAD, OPTIONS and CORS, every kind of bad input answered 400
-//! with a problem document (and an unknown GTIN 404), QR codes as SVG and PNG, and scan counts
-//! of serialised codes that survive a restart of the node.
+//! with a problem document (and an unknown GTIN 404), compressed links answered exactly as
+//! their uncompressed form, QR codes as SVG and PNG, and scan counts of serialised codes that
+//! survive a restart of the node.
 
 mod common;
 
@@ -327,6 +328,79 @@ async fn bad_input_answers_400_naming_the_problem_and_unknown_gtins_404() {
         assert_eq!(answer.header("content-type"), "application/problem+json");
         assert_eq!(answer.header("access-control-allow-origin"), "*", "{path}");
     }
+    node.shutdown().await;
+}
+
+/// `/01/06901234567892/10/LOT-2026-07` compressed (GS1 Digital Link 1.2 compression, written
+/// bit by bit from the format: AI byte 0x01, the GTIN in 47 bits, AI byte 0x10, encoding 3
+/// (base64), length 11 in 5 bits, six bits a character, zero padding).
+const COMPRESSED: &str = "AQyNo0UVqCDWWcn9tpt19p2";
+/// The same with the GTIN's check digit 3 instead of 2.
+const COMPRESSED_BAD_CHECK_DIGIT: &str = "AQyNo0UVqiDWWcn9tpt19p2";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compressed_links_resolve_like_their_uncompressed_form() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (node, api, _, _) = setup(dir.path().join("data")).await;
+    let plain = format!("/01/{GTIN}/10/LOT-2026-07");
+    let link = gs1::DigitalLink::parse_path_and_query(&plain, None).expect("a link");
+    assert_eq!(
+        link.compressed_path().as_deref(),
+        Ok(format!("/{COMPRESSED}").as_str())
+    );
+
+    // Redirect and linkset: the same answers, headers and bodies, as the uncompressed path.
+    for query in [
+        "?17=261231",
+        "?linkType=linkset",
+        "?linkType=gs1:traceability",
+    ] {
+        let compressed = get(&api, &format!("/{COMPRESSED}{query}")).await;
+        let uncompressed = get(&api, &format!("{plain}{query}")).await;
+        assert_eq!(compressed.status, uncompressed.status, "{query}");
+        assert!(
+            compressed.status == StatusCode::TEMPORARY_REDIRECT
+                || compressed.status == StatusCode::OK,
+            "{query}: {}",
+            compressed.status
+        );
+        for name in [
+            "location",
+            "link",
+            "content-type",
+            "access-control-allow-origin",
+        ] {
+            assert_eq!(
+                compressed.header(name),
+                uncompressed.header(name),
+                "{query}: {name}"
+            );
+        }
+        assert_eq!(compressed.body, uncompressed.body, "{query}");
+    }
+    let answer = send(&api, Method::OPTIONS, &format!("/{COMPRESSED}"), &[]).await;
+    assert_eq!(answer.status, StatusCode::NO_CONTENT);
+
+    // A wrong check digit after decompression, and a stream that does not decode: 400.
+    for (path, says) in [
+        (format!("/{COMPRESSED_BAD_CHECK_DIGIT}"), "check digit"),
+        // The last character's padding bit set.
+        ("/AQyNo0UVqCDWWcn9tpt19p3".to_owned(), "does not decompress"),
+        // Cut short inside the lot.
+        ("/AQyNo0UVqCDWWcn9".to_owned(), "does not decompress"),
+    ] {
+        let answer = get(&api, &path).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{path}");
+        assert_eq!(answer.header("content-type"), "application/problem+json");
+        assert_eq!(answer.header("access-control-allow-origin"), "*", "{path}");
+        let detail = answer.json()["detail"].as_str().unwrap_or("").to_owned();
+        assert!(detail.contains(says), "{path}: {detail}");
+    }
+    // A root path element that is not base64url is no link at all.
+    let answer = get(&api, "/favicon.ico").await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND);
+    // Routes of the node still win over the compressed form.
+    assert_eq!(get(&api, "/healthz").await.status, StatusCode::OK);
     node.shutdown().await;
 }
 

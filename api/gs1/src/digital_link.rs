@@ -14,9 +14,11 @@
 //! attributes in AI order before the other parameters. [`DigitalLink::to_canonical_uri`] writes
 //! the form on GS1's canonical host `id.gs1.org` (GS1 Digital Link URI syntax 1.2).
 //!
-//! The compressed form (a base64url path element, GS1 Digital Link 1.2 compression) is
-//! recognised and refused with [`DigitalLinkError::Compressed`]: this resolver only decodes
-//! uncompressed links.
+//! The compressed form (one base64url path element after the stem, GS1 Digital Link 1.2
+//! compression, see [`compression`]) is told apart by the standard's rule: the path has no
+//! primary key AI at a pair boundary and its last element is in the base64url alphabet. It is
+//! decompressed and then checked exactly like the uncompressed form;
+//! [`DigitalLink::compressed_path`] writes it.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -27,6 +29,10 @@ use super::ai::{
 };
 use super::keys::{Gln, Grai, Gsrn, Gtin, KeyError, Sscc};
 use super::percent::{self, Component, PercentError};
+
+pub mod compression;
+
+use compression::{CompressionError, Element, Sequences};
 
 /// Longest Digital Link URI accepted, in bytes. QR codes hold at most a few thousand bytes;
 /// anything longer is not a label.
@@ -222,11 +228,17 @@ pub enum DigitalLinkError {
         "no GS1 primary key in the path; expected e.g. /01/{{gtin}}[/10/{{lot}}][/21/{{serial}}]"
     )]
     NoPrimaryKey,
-    /// A compressed Digital Link.
-    #[error(
-        "the path looks like a compressed GS1 Digital Link URI, which is not decoded here; use the uncompressed form /01/{{gtin}}/..."
-    )]
-    Compressed,
+    /// A compressed Digital Link that does not decompress.
+    #[error("the path looks like a compressed GS1 Digital Link URI but does not decompress: {0}")]
+    Compressed(#[from] CompressionError),
+    /// A compressed Digital Link carrying two primary keys.
+    #[error("the compressed link carries two primary keys, ({first}) and ({second})")]
+    TwoPrimaryKeys {
+        /// The first key's AI.
+        first: String,
+        /// The second key's AI.
+        second: String,
+    },
     /// An alphabetic AI short name from GS1 Digital Link 1.0/1.1.
     #[error(
         "alphabetic AI short names like {name:?} are not part of GS1 Digital Link 1.2; use the numeric AI ({ai})"
@@ -401,12 +413,145 @@ impl DigitalLink {
         path: &str,
         query: Option<&str>,
     ) -> Result<(Vec<String>, Self), DigitalLinkError> {
-        let (prefix, key) = parse_path(path)?;
-        let mut link = Self::new(key);
+        let (prefix, mut link) = match parse_path(path)? {
+            ParsedPath::Uncompressed(prefix, key) => (prefix, Self::new(key)),
+            ParsedPath::Compressed(prefix, segment) => (
+                prefix,
+                Self::from_elements(compression::decompress(segment)?)?,
+            ),
+        };
         if let Some(q) = query {
             link.parse_query(q)?;
         }
+        if link.attributes.len() + link.params.len() > QUERY_PARAMS_MAX {
+            return Err(DigitalLinkError::TooManyParams {
+                max: QUERY_PARAMS_MAX,
+            });
+        }
         Ok((prefix, link))
+    }
+
+    /// Builds a link from the entries of a compressed one: exactly one primary key, its
+    /// qualifiers (each once, any order: the stream sorts them), data attributes and other
+    /// parameters, every value checked as if it came uncompressed.
+    fn from_elements(elements: Vec<Element>) -> Result<Self, DigitalLinkError> {
+        let mut key_at: Option<usize> = None;
+        for (i, e) in elements.iter().enumerate() {
+            if let Element::Ai { ai, .. } = e
+                && is_primary_key_ai(ai)
+            {
+                if let Some(first) = key_at.and_then(|k| match &elements[k] {
+                    Element::Ai { ai, .. } => Some(ai.clone()),
+                    Element::Other { .. } => None,
+                }) {
+                    return Err(DigitalLinkError::TwoPrimaryKeys {
+                        first,
+                        second: ai.clone(),
+                    });
+                }
+                key_at = Some(i);
+            }
+        }
+        let Some(Element::Ai {
+            ai: key_ai,
+            value: key_value,
+        }) = key_at.map(|k| &elements[k])
+        else {
+            return Err(DigitalLinkError::NoPrimaryKey);
+        };
+        let mut link = Self::new(parse_primary_key(key_ai, key_value)?);
+        let static_key_ai = link.key.ai();
+        let order = PrimaryKey::qualifier_order(key_ai);
+        let mut seen: Vec<&str> = Vec::new();
+        for (i, e) in elements.iter().enumerate() {
+            match e {
+                _ if Some(i) == key_at => {}
+                Element::Ai { ai, value } => match ai::lookup(ai).map(|s| s.role) {
+                    Some(AiRole::Qualifier) => {
+                        if !order.contains(&ai.as_str()) {
+                            return Err(misplaced_ai(ai, key_ai, static_key_ai));
+                        }
+                        if seen.contains(&ai.as_str()) {
+                            return Err(DigitalLinkError::DuplicateAi { ai: ai.clone() });
+                        }
+                        seen.push(ai);
+                        set_qualifier(&mut link.key, ai, value)?;
+                    }
+                    _ => link.insert_attribute(ai.clone(), value.clone())?,
+                },
+                Element::Other { key, value } => {
+                    if link.attributes.len() + link.params.len() >= QUERY_PARAMS_MAX {
+                        return Err(DigitalLinkError::TooManyParams {
+                            max: QUERY_PARAMS_MAX,
+                        });
+                    }
+                    link.params.push((key.clone(), value.clone()));
+                }
+            }
+        }
+        Ok(link)
+    }
+
+    /// The compressed path element (with its leading `/`) of the primary key, its qualifiers
+    /// and data attributes, written as GS1's toolkit writes it with optimisations off. The
+    /// non-GS1 parameters are not part of it: [`DigitalLink::to_compressed_uri`] keeps them in
+    /// the query string.
+    pub fn compressed_path(&self) -> Result<String, DigitalLinkError> {
+        self.compressed_path_with(Sequences::Plain)
+    }
+
+    /// [`DigitalLink::compressed_path`], choosing whether to use the optimisation codes.
+    pub fn compressed_path_with(&self, sequences: Sequences) -> Result<String, DigitalLinkError> {
+        let mut elements: Vec<(&str, String)> = Vec::new();
+        match &self.key {
+            PrimaryKey::Gtin {
+                gtin,
+                cpv,
+                lot,
+                serial,
+            } => {
+                elements.push(("01", gtin.digits()));
+                if let Some(v) = cpv {
+                    elements.push((ConsumerProductVariant::AI, v.as_str().to_owned()));
+                }
+                if let Some(v) = lot {
+                    elements.push((Lot::AI, v.as_str().to_owned()));
+                }
+                if let Some(v) = serial {
+                    elements.push((Serial::AI, v.as_str().to_owned()));
+                }
+            }
+            PrimaryKey::Sscc(sscc) => elements.push(("00", sscc.digits())),
+            PrimaryKey::Gln { gln, extension } => {
+                elements.push(("414", gln.digits()));
+                if let Some(v) = extension {
+                    elements.push((GlnExtension::AI, v.as_str().to_owned()));
+                }
+            }
+            PrimaryKey::Grai(grai) => elements.push(("8003", grai.to_string())),
+            PrimaryKey::Gsrn(gsrn) => elements.push(("8018", gsrn.digits())),
+        }
+        for (k, v) in &self.attributes {
+            elements.push((k.as_str(), v.clone()));
+        }
+        let pairs: Vec<(&str, &str)> = elements.iter().map(|(a, v)| (*a, v.as_str())).collect();
+        Ok(format!("/{}", compression::compress(&pairs, sequences)?))
+    }
+
+    /// The compressed URI under the link's stem (or `https://id.gs1.org`), the non-GS1
+    /// parameters in the query string.
+    pub fn to_compressed_uri(&self) -> Result<String, DigitalLinkError> {
+        let stem = match &self.stem {
+            Some(stem) => stem.to_string(),
+            None => format!("https://{CANONICAL_HOST}"),
+        };
+        let query = self
+            .params
+            .iter()
+            .map(|(k, v)| format!("{}={}", percent::encode(k), percent::encode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        Ok(join(&stem, &self.compressed_path()?, &query))
     }
 
     fn parse_query(&mut self, query: &str) -> Result<(), DigitalLinkError> {
@@ -663,7 +808,20 @@ fn is_primary_key_ai(segment: &str) -> bool {
     ai::lookup(segment).is_some_and(|s| s.role == AiRole::PrimaryKey)
 }
 
-fn parse_path(path: &str) -> Result<(Vec<String>, PrimaryKey), DigitalLinkError> {
+/// What a path holds: a primary key with its qualifiers, or a compressed link.
+enum ParsedPath<'a> {
+    Uncompressed(Vec<String>, PrimaryKey),
+    Compressed(Vec<String>, &'a str),
+}
+
+fn is_base64url(segment: &str) -> bool {
+    !segment.is_empty()
+        && segment
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn parse_path(path: &str) -> Result<ParsedPath<'_>, DigitalLinkError> {
     let Some(rest) = path.strip_prefix('/') else {
         return Err(DigitalLinkError::NoPrimaryKey);
     };
@@ -691,8 +849,14 @@ fn parse_path(path: &str) -> Result<(Vec<String>, PrimaryKey), DigitalLinkError>
             });
         }
         if let Some(last) = segments.last() {
-            if looks_compressed(last) {
-                return Err(DigitalLinkError::Compressed);
+            // GS1 Digital Link 1.2 compression: the stem, then one base64url element that is
+            // not a primary key AI. A word such as `shampoo` is base64url too: it counts as
+            // compressed only if it decompresses or looks like compressed data.
+            if is_base64url(last)
+                && (looks_compressed(last) || compression::decompress(last).is_ok())
+            {
+                let prefix = segments[..n - 1].iter().map(|s| (*s).to_owned()).collect();
+                return Ok(ParsedPath::Compressed(prefix, last));
             }
             // An AI with its value missing: `/01/{gtin}/10`.
             let key_before = (0..n - 1)
@@ -745,7 +909,7 @@ fn parse_path(path: &str) -> Result<(Vec<String>, PrimaryKey), DigitalLinkError>
         let value = decode(raw, Component::PathSegment, "key qualifier value")?;
         set_qualifier(&mut key, ai, &value)?;
     }
-    Ok((prefix, key))
+    Ok(ParsedPath::Uncompressed(prefix, key))
 }
 
 fn misplaced_ai(ai: &str, key_ai: &str, static_key_ai: &'static str) -> DigitalLinkError {
@@ -828,9 +992,9 @@ mod tests {
     //! Known answers from the GS1 Digital Link standard 1.2 and its tools: the example keys
     //! 09520123456788 / 9520123456788 / 09521234543213 / 106141411234567897, the bwipp wiki's
     //! Digital Link examples (which follow the standard's), the GS1 Digital Link toolkit's
-    //! `ABC%26%2B123?3103=000189&3923=2172` example, and the compressed examples
-    //! `https://id.gs1.org/ARHKVAdpQg` (= /01/09780345418913) and
-    //! `https://id.gs1.org/AREjalurbiAUO-cgohCz45Z67b8A` from GS1's compression tools.
+    //! `ABC%26%2B123?3103=000189&3923=2172` example, and the compressed example
+    //! `https://id.gs1.org/ARHKVAdpQg` (= /01/09780345418913) from GS1's compression tools
+    //! (more compressed vectors in `tests/digital_link_compression.rs`).
 
     use super::*;
 
@@ -1081,18 +1245,25 @@ mod tests {
     }
 
     #[test]
-    fn compressed_links_are_recognised_and_refused() {
-        for uri in [
-            "https://id.gs1.org/ARHKVAdpQg",
-            "https://id.gs1.org/AREjalurbiAUO-cgohCz45Z67b8A",
-            "https://example.com/some/prefix/ARHKVAdpQg?linkType=all",
-        ] {
-            assert_eq!(
-                DigitalLink::parse(uri),
-                Err(DigitalLinkError::Compressed),
-                "{uri}"
-            );
-        }
+    fn compressed_links_decompress_to_their_uncompressed_form() {
+        let link = parse("https://example.com/some/prefix/ARHKVAdpQg?linkType=all");
+        assert_eq!(
+            link.stem().map(UriStem::prefix),
+            Some(&["some".to_owned(), "prefix".to_owned()][..])
+        );
+        assert_eq!(
+            link.to_uri(),
+            "https://example.com/some/prefix/01/09780345418913?linkType=all"
+        );
+        assert_eq!(link.compressed_path().as_deref(), Ok("/ARHKVAdpQg"));
+        assert_eq!(
+            link.to_compressed_uri().as_deref(),
+            Ok("https://example.com/some/prefix/ARHKVAdpQg?linkType=all")
+        );
+        assert!(matches!(
+            DigitalLink::parse("https://id.gs1.org/ARHKVAdpQh"),
+            Err(DigitalLinkError::Compressed(_))
+        ));
     }
 
     #[test]

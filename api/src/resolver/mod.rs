@@ -4,6 +4,7 @@
 //! | route | action | answers |
 //! |---|---|---|
 //! | `GET\|HEAD /01/{gtin}[/22/{cpv}][/10/{lot}][/21/{serial}][?{AI}=...]` | `ReadPublic` | 307 to the default link with `Link: <...>; rel="linkset"`; `?linkType=linkset` or `all` (or `Accept: application/linkset+json`): 200 RFC 9264 linkset; `?linkType=gs1:{term}`: 307 to that link, 404 if this node has none |
+//! | `GET\|HEAD /{compressed}[?...]` | `ReadPublic` | a compressed Digital Link (one base64url path element, GS1 Digital Link 1.2 compression): answered exactly as its uncompressed form; 404 for a path element outside the base64url alphabet |
 //! | `OPTIONS` on every route here but `/v1/scans` | — | 204, CORS preflight |
 //! | `GET /.well-known/gs1resolver` | `ReadPublic` | the resolver description file |
 //! | `GET /v1/public/01/...` | `ReadPublic` | the default link: a public JSON summary of the product (and lot/serial) |
@@ -18,8 +19,11 @@
 //! link. The path must start with the primary key: a resolver mounted under a path prefix is
 //! not served here.
 //!
-//! The compressed Digital Link form is not decoded: `gs1` refuses it with a message asking for
-//! the uncompressed form (400).
+//! A compressed Digital Link (`/AQnYUc1gmiCNV4JG` = `/01/05412345000013/10/ABC123`) is told
+//! apart by the standard's rule — a single path element that is not a primary key AI — and
+//! decompressed by `gs1` ([`gs1::digital_link::compression`]); the decoded link is then checked
+//! and answered exactly as the uncompressed one (a stream that does not decode, an AI this
+//! resolver does not serve or a wrong check digit is a 400).
 //!
 //! Links are written on the node's public base URL (`public_url` in the configuration, else
 //! `http://{listen address}`). The resolver's hot path reads no storage for a known GTIN
@@ -98,6 +102,7 @@ pub fn routes() -> Router<AppState> {
     // `get` also answers HEAD, without the body.
     Router::new()
         .route("/01/{*rest}", get(resolve).options(preflight))
+        .route("/{compressed}", get(resolve_compressed).options(preflight))
         .route(
             "/.well-known/gs1resolver",
             get(description).options(preflight),
@@ -208,6 +213,30 @@ async fn resolve(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
+    answer(resolve_key(&state, peer, &method, &uri, &headers))
+}
+
+/// A compressed Digital Link at the root. Static routes (`/healthz`, `/metrics`, ...) win over
+/// this one; a path element outside the base64url alphabet (`/favicon.ico`) is not a link: 404.
+async fn resolve_compressed(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let segment = uri.path().trim_start_matches('/');
+    let base64url = segment
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !base64url {
+        return cors(
+            ApiError::NotFound(format!(
+                "no resource at /{segment}; a GS1 Digital Link is /01/{{gtin}}/... or its compressed form"
+            ))
+            .into_response(),
+        );
+    }
     answer(resolve_key(&state, peer, &method, &uri, &headers))
 }
 
