@@ -39,19 +39,19 @@ const IMPORT_ROUND_PERIOD_MS: &str = "10";
 /// Ingest workers of the last in-process broker run.
 const EMBEDDED_WORKERS: &str = "32";
 
-/// A process stopped when dropped, however the benchmark ends.
-struct Guard {
-    name: &'static str,
-    child: Child,
+/// A process stopped when dropped, however the benchmark ends (also used by `bench_trace`).
+pub(crate) struct Guard {
+    pub(crate) name: &'static str,
+    pub(crate) child: Child,
 }
 
 impl Guard {
-    fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
-    /// SIGTERM, then SIGKILL if it has not exited within `patience`.
-    fn stop(mut self, patience: Duration) {
+    /// SIGTERM, then SIGKILL (on drop) if it has not exited within `patience`.
+    pub(crate) fn stop(mut self, patience: Duration) {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();

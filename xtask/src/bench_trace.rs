@@ -25,10 +25,11 @@
 //! `--keep` leaves the data directory and what the setup made in `target/bench-trace`;
 //! `--reuse` measures such a directory again without rebuilding it (to compare a change).
 
+use crate::bench_node::Guard;
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
@@ -79,40 +80,6 @@ const ROOT_LOT: &str = "H-2026-001";
 const POLLS_MAX: u32 = 2_400;
 const POLL: Duration = Duration::from_millis(50);
 const MINUTE_MS: u64 = 60_000;
-
-/// A process stopped when dropped, however the benchmark ends.
-struct Guard {
-    name: &'static str,
-    child: Child,
-}
-
-impl Guard {
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// SIGTERM, then SIGKILL (on drop) if it has not exited within `patience`.
-    fn stop(mut self, patience: Duration) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let start = Instant::now();
-        while start.elapsed() < patience {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        eprintln!("{} did not stop on SIGTERM; killing it", self.name);
-    }
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn now_ms() -> u64 {
     SystemTime::now()
