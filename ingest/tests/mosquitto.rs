@@ -41,6 +41,22 @@ async fn anchored_leaves(node: &Node) -> BTreeSet<Hash> {
 }
 
 /// A device's quarantine reasons and claimed sequence numbers.
+/// Registers test devices `ns` with their first key.
+async fn register(node: &Node, ns: &[u8]) {
+    for &n in ns {
+        node.ingest
+            .registry()
+            .register_device(
+                device(n),
+                KeyEpoch(1),
+                device_key(n).verifying_key().to_bytes(),
+                now_ms(),
+            )
+            .await
+            .expect("register");
+    }
+}
+
 fn quarantine_of(node: &Node, n: u8) -> Vec<(RejectReason, Option<u64>)> {
     let list = node
         .ingest
@@ -64,18 +80,7 @@ async fn good_readings_are_anchored_once_and_bad_ones_quarantined_with_their_rea
     let dir = tempfile::tempdir().expect("tempdir");
     let broker = Mosquitto::start(dir.path());
     let node = Node::start(dir.path(), broker.port(), |_| {}).await;
-    let registry = node.ingest.registry();
-    for n in [1, 2] {
-        registry
-            .register_device(
-                device(n),
-                KeyEpoch(1),
-                device_key(n).verifying_key().to_bytes(),
-                now_ms(),
-            )
-            .await
-            .expect("register");
-    }
+    register(&node, &[1, 2]).await;
     let devices = Devices::connect(broker.port()).await;
 
     // Good readings: singles and a backlog from device 1, singles from device 2.
@@ -137,15 +142,7 @@ async fn good_readings_are_anchored_once_and_bad_ones_quarantined_with_their_rea
         devices.acked(3).is_empty(),
         "an unknown device's readings are never acked"
     );
-    registry
-        .register_device(
-            device(3),
-            KeyEpoch(1),
-            device_key(3).verifying_key().to_bytes(),
-            now_ms(),
-        )
-        .await
-        .expect("register device 3");
+    register(&node, &[3]).await;
     for sequence in 1..=3 {
         devices.publish(3, single(&good(3, sequence))).await;
     }
@@ -250,18 +247,7 @@ async fn two_workers_with_redeliveries_anchor_every_reading_once() {
         config.worker_messages_in_flight_max = 8;
     })
     .await;
-    for n in [1, 2] {
-        node.ingest
-            .registry()
-            .register_device(
-                device(n),
-                KeyEpoch(1),
-                device_key(n).verifying_key().to_bytes(),
-                now_ms(),
-            )
-            .await
-            .expect("register");
-    }
+    register(&node, &[1, 2]).await;
     let devices = Devices::connect(broker.port()).await;
     // Every reading is offered three times back to back: as a single, inside a backlog, and
     // as a single again, so copies land on both workers while the first is in flight.
@@ -320,18 +306,7 @@ async fn held_device_acks_pause_intake_and_none_is_dropped() {
         config.device_ack_interval_ms = 50;
     })
     .await;
-    for n in [1, 2] {
-        node.ingest
-            .registry()
-            .register_device(
-                device(n),
-                KeyEpoch(1),
-                device_key(n).verifying_key().to_bytes(),
-                now_ms(),
-            )
-            .await
-            .expect("register");
-    }
+    register(&node, &[1, 2]).await;
     let devices = Devices::connect(broker.port()).await;
     for sequence in 1..=200u64 {
         for n in [1, 2] {

@@ -796,14 +796,10 @@ impl Checker<'_> {
                 expected: "an object",
             });
         };
-        match o.get("declarationTime") {
-            None => {
-                return Err(DocumentError::Missing {
-                    path: path.key("declarationTime"),
-                });
-            }
-            v => self.optional_timestamp(v, path.key("declarationTime"))?,
-        }
+        self.optional_timestamp(
+            Some(required(o, "declarationTime", &path)?),
+            path.key("declarationTime"),
+        )?;
         self.vocabulary(o.get("reason"), path.key("reason"), Vocabulary::ErrorReason)?;
         if let Some(ids) = o.get("correctiveEventIDs") {
             uri_list(ids, &path.key("correctiveEventIDs"), false)?;
@@ -889,16 +885,7 @@ impl Checker<'_> {
                 expected: "an object with an id",
             });
         };
-        match o.get("id") {
-            None => {
-                return Err(DocumentError::Missing {
-                    path: path.key("id"),
-                });
-            }
-            Some(id) => {
-                uri(id, path.key("id"))?;
-            }
-        }
+        uri(required(o, "id", &path)?, path.key("id"))?;
         for (k, v) in o {
             if k != "id" {
                 check_extension_key(k, &path.key(k), self.context)?;
@@ -922,16 +909,7 @@ impl Checker<'_> {
                     expected: "an object",
                 });
             };
-            match o.get("bizTransaction") {
-                None => {
-                    return Err(DocumentError::Missing {
-                        path: p.key("bizTransaction"),
-                    });
-                }
-                Some(id) => {
-                    uri(id, p.key("bizTransaction"))?;
-                }
-            }
+            uri(required(o, "bizTransaction", &p)?, p.key("bizTransaction"))?;
             self.vocabulary(o.get("type"), p.key("type"), Vocabulary::BizTransactionType)?;
             reject_unknown(o, &["bizTransaction", "type"], &p)?;
         }
@@ -952,24 +930,12 @@ impl Checker<'_> {
                     expected: "an object",
                 });
             };
-            match o.get(item_key) {
-                None => {
-                    return Err(DocumentError::Missing {
-                        path: p.key(item_key),
-                    });
-                }
-                Some(id) => {
-                    uri(id, p.key(item_key))?;
-                }
-            }
-            match o.get("type") {
-                None => {
-                    return Err(DocumentError::Missing {
-                        path: p.key("type"),
-                    });
-                }
-                t => self.vocabulary(t, p.key("type"), Vocabulary::SourceDestinationType)?,
-            }
+            uri(required(o, item_key, &p)?, p.key(item_key))?;
+            self.vocabulary(
+                Some(required(o, "type", &p)?),
+                p.key("type"),
+                Vocabulary::SourceDestinationType,
+            )?;
             reject_unknown(o, &[item_key, "type"], &p)?;
         }
         Ok(())
@@ -1127,16 +1093,7 @@ impl Checker<'_> {
                     expected: "a quantity element object",
                 });
             };
-            match o.get("epcClass") {
-                None => {
-                    return Err(DocumentError::Missing {
-                        path: p.key("epcClass"),
-                    });
-                }
-                Some(c) => {
-                    uri(c, p.key("epcClass"))?;
-                }
-            }
+            uri(required(o, "epcClass", &p)?, p.key("epcClass"))?;
             match o.get("quantity") {
                 None if o.contains_key("uom") => {
                     return Err(DocumentError::UomWithoutQuantity { path: p.key("uom") });
@@ -1308,6 +1265,17 @@ fn is_uri(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
         && !rest.is_empty()
         && !s.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+/// The value of a required member `key` of object `o` at `path`.
+fn required<'v>(
+    o: &'v Map<String, Value>,
+    key: &str,
+    path: &JsonPath,
+) -> Result<&'v Value, DocumentError> {
+    o.get(key).ok_or_else(|| DocumentError::Missing {
+        path: path.key(key),
+    })
 }
 
 fn uri(value: &Value, path: JsonPath) -> Result<&str, DocumentError> {
