@@ -1,6 +1,8 @@
 //! Fuzzes the compressed form of GS1 Digital Link URIs: decompression never panics, and a
 //! compressed link that decodes compresses again (plain and optimised) to a form that decodes
-//! to the same link.
+//! to the same link. The compressed path holds the key, its qualifiers and the data attributes
+//! only (not a resolver's path prefix, nor the non-GS1 query parameters), so the links are
+//! compared in their canonical form, which holds exactly those.
 #![no_main]
 
 use gs1::DigitalLink;
@@ -21,6 +23,10 @@ fuzz_target!(|data: &[u8]| {
             .expect("a decompressed link compresses");
         let again = DigitalLink::parse(&format!("https://id.gs1.org{path}"))
             .expect("a compressed link decompresses");
-        assert_eq!(again, link, "compress then decompress is the identity");
+        assert_eq!(
+            again.to_canonical_uri(),
+            link.to_canonical_uri(),
+            "compress then decompress is the identity"
+        );
     }
 });

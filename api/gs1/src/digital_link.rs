@@ -1260,6 +1260,11 @@ mod tests {
             link.to_compressed_uri().as_deref(),
             Ok("https://example.com/some/prefix/ARHKVAdpQg?linkType=all")
         );
+        // Found by fuzzing: a prefix in front of a compressed segment stays with the stem.
+        let link = parse("https://id.gs1.org/Z/DgAUq3wwwwwwwAUA");
+        let uri = link.to_compressed_uri().expect("compresses");
+        assert!(uri.starts_with("https://id.gs1.org/Z/"), "{uri}");
+        assert_eq!(parse(&uri), link);
         assert!(matches!(
             DigitalLink::parse("https://id.gs1.org/ARHKVAdpQh"),
             Err(DigitalLinkError::Compressed(_))
