@@ -13,6 +13,8 @@
 //!                        replaces: 0x00 | (0x01 supersedes | 0x02 revokes) leaf_index:u64
 //! kind 4  KeyEvent       device_id:8 key_epoch:u32 action:u8 public_key:32 effective_time_ms:u64
 //!                        (action 2 = rotate only) rotation_signature:64
+//! kind 5  IssuerKeyEvent issuer_org:token action:u8 (1 register | 2 revoke) public_key:32
+//!                        effective_time_ms:u64 (action 1 only) possession_signature:64
 //! token   = len:u8 (1..=64) bytes (ASCII a-z A-Z 0-9 . _ - : /)
 //! ```
 //!
@@ -33,6 +35,12 @@
 //! `ni:///sha-256;<hex>?ver=CBV2.0`; for a document, SHA-256 of the document file). Anyone given
 //! the salt and the event or document can recompute it; without the salt the log reveals
 //! nothing testable about the event or document.
+//!
+//! Issuer keys (`IssuerKeyEvent`): an organisation's Ed25519 document-signing key, named by its
+//! key id `SHA-256(public_key)`. A registration carries the key's own signature over
+//! `issuer_key_message` (proof of possession: nobody can register a key they do not hold under
+//! their name). A key signs anchors that come after its registration in the log and before its
+//! revocation; log order, not a clock, decides whether a key was valid for an anchor.
 //!
 //! Device ids are `protocol::DeviceId` (8 bytes), key epochs `protocol::KeyEpoch`.
 
@@ -58,11 +66,14 @@ pub const MAX_TOKEN_BYTES: usize = 64;
 pub const DOCUMENT_ANCHOR_CONTEXT: &[u8] = b"agritrace/document-anchor/v1\n";
 /// Domain-separation prefix of the message an old device key signs to rotate.
 pub const KEY_ROTATION_CONTEXT: &[u8] = b"agritrace/key-rotation/v1\n";
+/// Domain-separation prefix of the message an issuer key signs to prove possession.
+pub const ISSUER_KEY_CONTEXT: &[u8] = b"agritrace/issuer-key/v1\n";
 
 const KIND_READING_BATCH: u8 = 1;
 const KIND_TRACE_EVENT: u8 = 2;
 const KIND_DOCUMENT_ANCHOR: u8 = 3;
 const KIND_KEY_EVENT: u8 = 4;
+const KIND_ISSUER_KEY_EVENT: u8 = 5;
 
 /// `SHA-256(salt || hash)`: the salted commitment logged for an event or document.
 pub fn salted_commitment(salt: &[u8; 32], hash: &[u8; 32]) -> Hash {
@@ -232,6 +243,31 @@ pub struct KeyEvent {
     pub rotation_signature: Option<[u8; 64]>,
 }
 
+/// What an issuer key event does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum IssuerKeyAction {
+    /// The organisation starts signing documents with this key.
+    Register,
+    /// The key signs no anchor that comes after this entry.
+    Revoke,
+}
+
+/// An organisation's document-signing key registered or revoked (public by nature).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IssuerKeyEvent {
+    /// The organisation's id.
+    pub issuer_org: Token,
+    /// Register or revoke.
+    pub action: IssuerKeyAction,
+    /// The Ed25519 public key; its key id is `SHA-256(public_key)`.
+    pub public_key: [u8; 32],
+    /// When the event takes effect (Unix ms), as the organisation stated it.
+    pub effective_time_ms: u64,
+    /// For a registration: the key's signature over `issuer_key_message` (proof of
+    /// possession). `None` for a revocation.
+    pub possession_signature: Option<[u8; 64]>,
+}
+
 /// One log entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Entry {
@@ -243,6 +279,8 @@ pub enum Entry {
     DocumentAnchor(DocumentAnchor),
     /// A device key event.
     KeyEvent(KeyEvent),
+    /// An organisation's document-signing key event.
+    IssuerKeyEvent(IssuerKeyEvent),
     /// A version-1 entry of a kind this code does not know (kind code and body verbatim).
     Unknown {
         /// Kind code (not one of the known kinds).
@@ -288,6 +326,9 @@ pub enum EntryError {
     /// A rotation without signature, or a signature on another action.
     #[error("only a rotation carries a rotation signature, and it must")]
     RotationSignature,
+    /// An issuer key registration without proof of possession, or one on a revocation.
+    #[error("only an issuer key registration carries a possession signature, and it must")]
+    PossessionSignature,
     /// An unknown-kind entry using a known kind code.
     #[error("kind {0} is a known kind and cannot be encoded as unknown")]
     KnownKind(u8),
@@ -384,9 +425,20 @@ impl ReadingBatch {
 
 impl DocumentAnchor {
     /// The message the issuer signs: `DOCUMENT_ANCHOR_CONTEXT || commitment || len:u8 ||
-    /// document_type || len:u8 || issuer_org`.
+    /// document_type || len:u8 || issuer_org || replaces` (`replaces` encoded as in the entry),
+    /// so a signature for one anchor cannot be replayed as a revocation or supersession.
     pub fn signed_message(&self) -> Vec<u8> {
-        document_anchor_message(&self.commitment, &self.document_type, &self.issuer_org)
+        document_anchor_message(
+            &self.commitment,
+            &self.document_type,
+            &self.issuer_org,
+            self.replaces,
+        )
+    }
+
+    /// The issuer key id `SHA-256(public_key)`.
+    pub fn key_id(public_key: &[u8; 32]) -> Hash {
+        Hash(Sha256::digest(public_key).into())
     }
 
     /// Verifies the issuer's signature with the issuer's key (which must hash to
@@ -408,16 +460,76 @@ pub fn document_anchor_message(
     commitment: &Hash,
     document_type: &Token,
     issuer_org: &Token,
+    replaces: Option<Replaces>,
 ) -> Vec<u8> {
-    let mut out = Vec::with_capacity(DOCUMENT_ANCHOR_CONTEXT.len() + 32 + 2 + 128);
+    let mut out = Vec::with_capacity(DOCUMENT_ANCHOR_CONTEXT.len() + 32 + 2 + 128 + 9);
     out.extend_from_slice(DOCUMENT_ANCHOR_CONTEXT);
     out.extend_from_slice(&commitment.0);
     for token in [document_type, issuer_org] {
-        // Tokens are at most 64 bytes.
-        out.push(u8::try_from(token.0.len()).unwrap_or(u8::MAX));
-        out.extend_from_slice(token.0.as_bytes());
+        push_token_unchecked(&mut out, token);
     }
+    push_replaces(&mut out, replaces);
     out
+}
+
+/// The message an issuer key signs to prove possession when it is registered:
+/// `ISSUER_KEY_CONTEXT || len:u8 || issuer_org || public_key`.
+pub fn issuer_key_message(issuer_org: &Token, public_key: &[u8; 32]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(ISSUER_KEY_CONTEXT.len() + 1 + 64 + 32);
+    out.extend_from_slice(ISSUER_KEY_CONTEXT);
+    push_token_unchecked(&mut out, issuer_org);
+    out.extend_from_slice(public_key);
+    out
+}
+
+impl IssuerKeyEvent {
+    /// The message the key signs at registration (see `issuer_key_message`).
+    pub fn possession_message(&self) -> Vec<u8> {
+        issuer_key_message(&self.issuer_org, &self.public_key)
+    }
+
+    /// The key id `SHA-256(public_key)`.
+    pub fn key_id(&self) -> Hash {
+        DocumentAnchor::key_id(&self.public_key)
+    }
+
+    /// For a registration, checks the proof of possession. True for a revocation (which
+    /// carries none).
+    pub fn verify_possession(&self) -> bool {
+        match (self.action, &self.possession_signature) {
+            (IssuerKeyAction::Register, Some(signature)) => {
+                VerifyingKey::from_bytes(&self.public_key).is_ok_and(|key| {
+                    key.verify_strict(
+                        &self.possession_message(),
+                        &Signature::from_bytes(signature),
+                    )
+                    .is_ok()
+                })
+            }
+            (IssuerKeyAction::Revoke, None) => true,
+            _ => false,
+        }
+    }
+}
+
+// Tokens are checked at construction (at most 64 bytes), so the length fits a byte.
+fn push_token_unchecked(out: &mut Vec<u8>, token: &Token) {
+    out.push(u8::try_from(token.0.len()).unwrap_or(u8::MAX));
+    out.extend_from_slice(token.0.as_bytes());
+}
+
+fn push_replaces(out: &mut Vec<u8>, replaces: Option<Replaces>) {
+    match replaces {
+        None => out.push(0),
+        Some(Replaces::Supersedes(index)) => {
+            out.push(1);
+            out.extend_from_slice(&index.0.to_be_bytes());
+        }
+        Some(Replaces::Revokes(index)) => {
+            out.push(2);
+            out.extend_from_slice(&index.0.to_be_bytes());
+        }
+    }
 }
 
 impl KeyEvent {
@@ -460,6 +572,7 @@ impl Entry {
             Self::TraceEvent(_) => KIND_TRACE_EVENT,
             Self::DocumentAnchor(_) => KIND_DOCUMENT_ANCHOR,
             Self::KeyEvent(_) => KIND_KEY_EVENT,
+            Self::IssuerKeyEvent(_) => KIND_ISSUER_KEY_EVENT,
             Self::Unknown { kind, .. } => *kind,
         }
     }
@@ -471,6 +584,7 @@ impl Entry {
             Self::TraceEvent(_) => "TraceEvent",
             Self::DocumentAnchor(_) => "DocumentAnchor",
             Self::KeyEvent(_) => "KeyEvent",
+            Self::IssuerKeyEvent(_) => "IssuerKeyEvent",
             Self::Unknown { .. } => "Unknown",
         }
     }
@@ -506,17 +620,7 @@ impl Entry {
                 push_token(&mut out, &anchor.issuer_org)?;
                 out.extend_from_slice(&anchor.issuer_key_id.0);
                 out.extend_from_slice(&anchor.issuer_signature);
-                match anchor.replaces {
-                    None => out.push(0),
-                    Some(Replaces::Supersedes(index)) => {
-                        out.push(1);
-                        out.extend_from_slice(&index.0.to_be_bytes());
-                    }
-                    Some(Replaces::Revokes(index)) => {
-                        out.push(2);
-                        out.extend_from_slice(&index.0.to_be_bytes());
-                    }
-                }
+                push_replaces(&mut out, anchor.replaces);
             }
             Self::KeyEvent(event) => {
                 let signed = event.rotation_signature.is_some();
@@ -536,8 +640,24 @@ impl Entry {
                     out.extend_from_slice(signature);
                 }
             }
+            Self::IssuerKeyEvent(event) => {
+                let signed = event.possession_signature.is_some();
+                if signed != (event.action == IssuerKeyAction::Register) {
+                    return Err(EntryError::PossessionSignature);
+                }
+                push_token(&mut out, &event.issuer_org)?;
+                out.push(match event.action {
+                    IssuerKeyAction::Register => 1,
+                    IssuerKeyAction::Revoke => 2,
+                });
+                out.extend_from_slice(&event.public_key);
+                out.extend_from_slice(&event.effective_time_ms.to_be_bytes());
+                if let Some(signature) = &event.possession_signature {
+                    out.extend_from_slice(signature);
+                }
+            }
             Self::Unknown { kind, body } => {
-                if (KIND_READING_BATCH..=KIND_KEY_EVENT).contains(kind) {
+                if (KIND_READING_BATCH..=KIND_ISSUER_KEY_EVENT).contains(kind) {
                     return Err(EntryError::KnownKind(*kind));
                 }
                 out.extend_from_slice(body);
@@ -643,6 +763,28 @@ impl Entry {
                     public_key,
                     effective_time_ms,
                     rotation_signature,
+                })
+            }
+            KIND_ISSUER_KEY_EVENT => {
+                let issuer_org = r.token()?;
+                let action = match r.u8()? {
+                    1 => IssuerKeyAction::Register,
+                    2 => IssuerKeyAction::Revoke,
+                    _ => return Err(EntryError::Code("issuer key action")),
+                };
+                let public_key = r.array()?;
+                let effective_time_ms = r.u64()?;
+                let possession_signature = if action == IssuerKeyAction::Register {
+                    Some(r.array()?)
+                } else {
+                    None
+                };
+                Self::IssuerKeyEvent(IssuerKeyEvent {
+                    issuer_org,
+                    action,
+                    public_key,
+                    effective_time_ms,
+                    possession_signature,
                 })
             }
             _ => {

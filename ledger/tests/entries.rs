@@ -2,9 +2,9 @@
 
 use ed25519_dalek::{Signer as _, SigningKey};
 use ledger::entry::{
-    DocumentAnchor, Entry, EntryError, EpcisEventType, KeyAction, KeyEvent, MAX_ENTRY_BYTES,
-    ReadingBatch, Replaces, Token, TraceEvent, document_anchor_message, key_rotation_message,
-    salted_commitment,
+    DocumentAnchor, Entry, EntryError, EpcisEventType, IssuerKeyAction, IssuerKeyEvent, KeyAction,
+    KeyEvent, MAX_ENTRY_BYTES, ReadingBatch, Replaces, Token, TraceEvent, document_anchor_message,
+    issuer_key_message, key_rotation_message, salted_commitment,
 };
 use ledger::merkle::{Hash, LeafIndex};
 use proptest::prelude::*;
@@ -163,10 +163,12 @@ fn document_issuer_signature_covers_the_commitment() {
     let commitment = salted_commitment(&[9; 32], &[8; 32]);
     let document_type = token("phytosanitary_certificate");
     let issuer_org = token("org:plant-health-ke");
+    let replaces = Some(Replaces::Supersedes(LeafIndex(12)));
     let signature = issuer.sign(&document_anchor_message(
         &commitment,
         &document_type,
         &issuer_org,
+        replaces,
     ));
     let anchor = DocumentAnchor {
         commitment,
@@ -174,10 +176,26 @@ fn document_issuer_signature_covers_the_commitment() {
         issuer_org,
         issuer_key_id: Hash(Sha256::digest(issuer.verifying_key().as_bytes()).into()),
         issuer_signature: signature.to_bytes(),
-        replaces: Some(Replaces::Supersedes(LeafIndex(12))),
+        replaces,
     };
     assert!(anchor.verify_issuer(&issuer.verifying_key()));
     assert!(!anchor.verify_issuer(&SigningKey::from_bytes(&[5; 32]).verifying_key()));
+    // The signature binds what the anchor replaces: it cannot be replayed as a revocation or
+    // as a plain anchor.
+    for other in [
+        None,
+        Some(Replaces::Revokes(LeafIndex(12))),
+        Some(Replaces::Supersedes(LeafIndex(13))),
+    ] {
+        let replayed = DocumentAnchor {
+            replaces: other,
+            ..anchor.clone()
+        };
+        assert!(
+            !replayed.verify_issuer(&issuer.verifying_key()),
+            "{other:?}"
+        );
+    }
     let bytes = Entry::DocumentAnchor(anchor.clone()).encode().unwrap();
     assert_eq!(Entry::decode(&bytes), Ok(Entry::DocumentAnchor(anchor)));
 }
@@ -210,6 +228,68 @@ fn key_rotation_is_signed_by_the_old_key() {
     let bytes = Entry::KeyEvent(event.clone()).encode().unwrap();
     assert_eq!(bytes.len(), 2 + 8 + 4 + 1 + 32 + 8 + 64);
     assert_eq!(Entry::decode(&bytes), Ok(Entry::KeyEvent(event)));
+}
+
+#[test]
+fn issuer_key_registration_proves_possession() {
+    let key = SigningKey::from_bytes(&[6; 32]);
+    let public_key = key.verifying_key().to_bytes();
+    let org = token("org:customs-cn");
+    let signature = key.sign(&issuer_key_message(&org, &public_key));
+    let event = IssuerKeyEvent {
+        issuer_org: org.clone(),
+        action: IssuerKeyAction::Register,
+        public_key,
+        effective_time_ms: 7,
+        possession_signature: Some(signature.to_bytes()),
+    };
+    assert!(event.verify_possession());
+    assert_eq!(event.key_id(), Hash(Sha256::digest(public_key).into()));
+    // Someone else's key under this organisation's name has no valid proof.
+    let claimed = IssuerKeyEvent {
+        public_key: SigningKey::from_bytes(&[7; 32]).verifying_key().to_bytes(),
+        ..event.clone()
+    };
+    assert!(!claimed.verify_possession());
+    let moved = IssuerKeyEvent {
+        issuer_org: token("org:other"),
+        ..event.clone()
+    };
+    assert!(!moved.verify_possession());
+    let bytes = Entry::IssuerKeyEvent(event.clone()).encode().unwrap();
+    assert_eq!(bytes.len(), 2 + 1 + org.as_str().len() + 1 + 32 + 8 + 64);
+    assert_eq!(bytes[1], 5);
+    assert_eq!(
+        Entry::decode(&bytes),
+        Ok(Entry::IssuerKeyEvent(event.clone()))
+    );
+    let revoke = IssuerKeyEvent {
+        action: IssuerKeyAction::Revoke,
+        possession_signature: None,
+        ..event.clone()
+    };
+    assert!(revoke.verify_possession());
+    let bytes = Entry::IssuerKeyEvent(revoke.clone()).encode().unwrap();
+    assert_eq!(bytes.len(), 2 + 1 + org.as_str().len() + 1 + 32 + 8);
+    assert_eq!(
+        Entry::decode(&bytes),
+        Ok(Entry::IssuerKeyEvent(revoke.clone()))
+    );
+    for wrong in [
+        IssuerKeyEvent {
+            possession_signature: None,
+            ..event
+        },
+        IssuerKeyEvent {
+            possession_signature: Some([1; 64]),
+            ..revoke
+        },
+    ] {
+        assert_eq!(
+            Entry::IssuerKeyEvent(wrong).encode(),
+            Err(EntryError::PossessionSignature)
+        );
+    }
 }
 
 fn arb_token() -> impl Strategy<Value = Token> {
@@ -306,9 +386,29 @@ fn arb_entry() -> impl Strategy<Value = Entry> {
                 rotation_signature,
             })
         });
-    let unknown = (5u8..=255, proptest::collection::vec(any::<u8>(), 0..100))
+    let issuer_key = (
+        arb_token(),
+        any::<bool>(),
+        any::<[u8; 32]>(),
+        any::<u64>(),
+        any::<u8>(),
+    )
+        .prop_map(|(org, register, public_key, time, sig)| {
+            Entry::IssuerKeyEvent(IssuerKeyEvent {
+                issuer_org: org,
+                action: if register {
+                    IssuerKeyAction::Register
+                } else {
+                    IssuerKeyAction::Revoke
+                },
+                public_key,
+                effective_time_ms: time,
+                possession_signature: register.then_some([sig; 64]),
+            })
+        });
+    let unknown = (6u8..=255, proptest::collection::vec(any::<u8>(), 0..100))
         .prop_map(|(kind, body)| Entry::Unknown { kind, body });
-    prop_oneof![batch, event, anchor, key, unknown]
+    prop_oneof![batch, event, anchor, key, issuer_key, unknown]
 }
 
 proptest! {

@@ -117,6 +117,7 @@ impl LogAudit {
             Entry::TraceEvent(_) => "trace_event",
             Entry::DocumentAnchor(_) => "document_anchor",
             Entry::KeyEvent(_) => "key_event",
+            Entry::IssuerKeyEvent(_) => "issuer_key_event",
             Entry::Unknown { .. } => "unknown",
         };
         *self.kinds.entry(kind).or_default() += 1;
