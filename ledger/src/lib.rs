@@ -17,6 +17,7 @@ pub mod merkle;
 pub mod note;
 pub mod policy;
 pub mod proof;
+pub mod subset_proof;
 pub mod tile;
 pub mod tlog_proof;
 pub mod tlog_witness;

@@ -7,6 +7,7 @@
 //! contract. Like the binary, it uses only the `no_std` core of `ledger` and `protocol` (no
 //! storage, no network, no clock), so a verifier build never pulls the node's dependencies.
 
+pub mod evidence;
 pub mod reading_proof;
 pub mod steps;
 
