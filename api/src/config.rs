@@ -147,6 +147,9 @@ pub struct NodeConfig {
     /// Largest request body of the HTTP API (a device manifest is the largest), bytes.
     /// 1,024..=16 MiB. Default 16 MiB.
     pub http_body_bytes_max: usize,
+    /// Largest trade document file (`POST /v1/documents`), bytes: 1..=64 MiB. Default 10 MiB.
+    /// Env `AGRITRACE_DOCUMENT_BYTES_MAX`.
+    pub document_bytes_max: usize,
     /// The node's public origin (`https://trace.example.cn`): the stem of the GS1 Digital
     /// Links it resolves and prints in QR codes. Empty: `http://{http_listen}`. Env
     /// `AGRITRACE_PUBLIC_URL`.
@@ -168,6 +171,7 @@ impl Default for NodeConfig {
             witnesses: Vec::new(),
             http_body_bytes_max: ingest::registry::MANIFEST_BYTES_MAX,
             public_url: String::new(),
+            document_bytes_max: crate::documents::DOCUMENT_BYTES_DEFAULT,
         }
     }
 }
@@ -282,6 +286,9 @@ impl NodeConfig {
         if let Some(v) = env_value::<String>("AGRITRACE_PUBLIC_URL", lookup)? {
             self.public_url = v;
         }
+        if let Some(v) = env_value("AGRITRACE_DOCUMENT_BYTES_MAX", lookup)? {
+            self.document_bytes_max = v;
+        }
         Ok(())
     }
 
@@ -325,6 +332,12 @@ impl NodeConfig {
             self.http_body_bytes_max,
             1024,
             ingest::registry::MANIFEST_BYTES_MAX,
+        )?;
+        range(
+            "document_bytes_max",
+            self.document_bytes_max,
+            1,
+            crate::documents::DOCUMENT_BYTES_CEILING,
         )?;
         if !self.public_url.is_empty() {
             crate::resolver::BaseUrl::parse(&self.public_url)
@@ -449,6 +462,18 @@ mod tests {
         );
         check("[broker]\nhost = \"localhost\"", &[], Some("broker.host"));
         check("unknown_field = 1", &[], Some("unknown"));
+        check("document_bytes_max = 0", &[], Some("document_bytes_max"));
+        check(
+            "document_bytes_max = 67108865",
+            &[],
+            Some("document_bytes_max"),
+        );
+        check("document_bytes_max = 67108864", &[], None);
+        check(
+            "",
+            &[("AGRITRACE_DOCUMENT_BYTES_MAX", "0")],
+            Some("document_bytes_max"),
+        );
         check(
             "[[witnesses]]\nurl = \"http://x\"\nkey = \"nope\"",
             &[],

@@ -23,6 +23,7 @@
 //! | `/v1/orgs/{org}/partners[/{partner}]` | partner sharing: see [`crate::partners`] |
 //! | `/v1/orgs/{org}/devices[/{id}[/rotation\|/revocation\|/claim]]` | an organisation's devices: see [`crate::devices`] |
 //! | `/v1/orgs/{org}/lots[/{gtin}/{lot}]`, `/v1/orgs/{org}/shipments[/{id}[/departure\|/arrival]]`, `/v1/shipments` | lots and shipments: see [`crate::trade`] |
+//! | `/v1/orgs/{org}/issuer-keys[/{key_id}/revoke]`, `/v1/issuer-keys/{key_id}`, `/v1/documents[/{id}[/content\|/signature\|/revoke\|/supersede]]`, `/v1/verify/document`, `/v1/public/lots/{gtin}/{lot}/certificates` | issuer keys, trade documents, the customs check: see [`crate::documents`] |
 //! | `GET /openapi.json` | the OpenAPI 3.1 description of every route: see [`crate::openapi`] |
 //!
 //! The reading routes answer 404 for a reading that is not committed and 503 with
@@ -86,6 +87,8 @@ pub struct AppState {
     pub trade: crate::trade::Trade<Storage>,
     /// Cold chains of arrived shipments, for trace and recall.
     pub cold_chains: crate::coldchain::ColdChainCache,
+    /// Issuer keys and trade documents.
+    pub documents: crate::documents::Documents,
 }
 
 /// The router; serve it with `into_make_service_with_connect_info::<SocketAddr>()` (device
@@ -118,6 +121,7 @@ pub fn router(state: AppState, body_bytes_max: usize) -> Router {
         .merge(crate::partners::routes())
         .merge(crate::devices::routes())
         .merge(crate::trade::routes())
+        .merge(crate::documents::routes())
         .merge(crate::openapi::routes())
         .layer(DefaultBodyLimit::max(body_bytes_max))
         .with_state(state)
@@ -153,6 +157,7 @@ pub async fn problem_documents(request: Request, next: Next) -> Response {
     if let Some(content_type) = request.headers().get(header::CONTENT_TYPE)
         && has_body
         && !content_type.to_str().is_ok_and(is_json)
+        && !crate::documents::takes_form(request.uri().path(), content_type)
     {
         return ApiError::UnsupportedMediaType(format!(
             "the request body must be JSON (application/json), not {}",
@@ -217,6 +222,10 @@ pub enum ApiError {
     NotFound(String),
     /// Conflicts with what is stored (409).
     Conflict(String),
+    /// The body is larger than the route takes (413).
+    TooLarge(String),
+    /// Well-formed, but refused for what it says (422).
+    Unprocessable(String),
     /// The body is not in a media type the route takes (415).
     UnsupportedMediaType(String),
     /// Not ready yet; retry shortly (503 with `Retry-After`).
@@ -236,6 +245,8 @@ impl ApiError {
             | Self::Forbidden(d)
             | Self::NotFound(d)
             | Self::Conflict(d)
+            | Self::TooLarge(d)
+            | Self::Unprocessable(d)
             | Self::UnsupportedMediaType(d)
             | Self::NotYet(d)
             | Self::TooMany(d) => d.clone(),
@@ -253,6 +264,8 @@ impl IntoResponse for ApiError {
             Self::Forbidden(d) => (StatusCode::FORBIDDEN, d),
             Self::NotFound(d) => (StatusCode::NOT_FOUND, d),
             Self::Conflict(d) => (StatusCode::CONFLICT, d),
+            Self::TooLarge(d) => (StatusCode::PAYLOAD_TOO_LARGE, d),
+            Self::Unprocessable(d) => (StatusCode::UNPROCESSABLE_ENTITY, d),
             Self::UnsupportedMediaType(d) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, d),
             Self::NotYet(d) => (StatusCode::SERVICE_UNAVAILABLE, d),
             Self::TooMany(d) => (StatusCode::TOO_MANY_REQUESTS, d),
@@ -482,7 +495,7 @@ async fn proof_of(
         })
 }
 
-fn tlog_proof_text(proof: &InclusionProof, checkpoint: &PublishedCheckpoint) -> String {
+pub(crate) fn tlog_proof_text(proof: &InclusionProof, checkpoint: &PublishedCheckpoint) -> String {
     TlogProof {
         extra: None,
         index: proof.leaf_index,

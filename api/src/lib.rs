@@ -19,6 +19,8 @@
 //! - [`resolver`]: the GS1 Digital Link resolver, QR codes and scan counts of serialised items.
 //! - [`epcis`]: EPCIS 2.0 capture and query, each event anchored as a `TraceEvent`; sensor
 //!   summaries of devices and of a shipment's journey.
+//! - [`documents`]: organisations' document-signing (issuer) keys, trade documents anchored
+//!   as `DocumentAnchor` entries (sign, revoke, supersede), and the customs check by content.
 //! - [`openapi`]: the OpenAPI 3.1 description of every route, served at `/openapi.json`.
 //! - [`partners`], [`devices`], [`trade`] (with [`paging`]): partner sharing, an organisation's
 //!   devices (key events on the log), lots and shipments, read through `access::visibility`.
@@ -29,6 +31,7 @@ pub mod broker;
 pub mod coldchain;
 pub mod config;
 pub mod devices;
+pub mod documents;
 pub mod epcis;
 pub mod fsma;
 pub mod geo;

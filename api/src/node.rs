@@ -272,6 +272,11 @@ impl Node {
             ),
             trade: crate::trade::Trade::new(log.sequencer.storage().clone()),
             cold_chains: crate::coldchain::ColdChainCache::default(),
+            documents: crate::documents::Documents::new(
+                log.sequencer.clone(),
+                clock.clone(),
+                config.document_bytes_max,
+            ),
             clock,
         };
         let app = crate::http::router(state, config.http_body_bytes_max);

@@ -201,6 +201,7 @@ impl Op {
                 404 => "NotFound",
                 409 => "Conflict",
                 413 => "PayloadTooLarge",
+                422 => "UnprocessableContent",
                 503 => "ServiceUnavailable",
                 _ => "InternalError",
             };
@@ -684,6 +685,7 @@ fn responses() -> Value {
         "NotFound": problem("Nothing there (or not visible to the caller)."),
         "Conflict": problem("Conflicts with what is stored."),
         "PayloadTooLarge": problem("The body is over the node's limit."),
+        "UnprocessableContent": problem("Well-formed, but refused for what it says; `detail` says why."),
         "UnsupportedMediaType": problem("The body's content type is not JSON."),
         "ServiceUnavailable": unavailable,
         "InternalError": problem("A failure of the node; the cause is in its log."),
@@ -1374,6 +1376,219 @@ fn trace_id_param() -> Value {
     })
 }
 
+/// Path parameters of the document routes.
+fn document_parameters() -> Value {
+    json!({
+        "keyId": {
+            "name": "key_id", "in": "path", "required": true,
+            "description": "An issuer key id: the hex SHA-256 of its Ed25519 public key.",
+            "schema": { "type": "string", "pattern": HEX32_PATTERN },
+            "example": "3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29",
+        },
+        "documentId": {
+            "name": "id", "in": "path", "required": true,
+            "description": "A document id (32 hex digits).",
+            "schema": { "type": "string", "pattern": "^[0-9a-f]{32}$" },
+            "example": "0123456789abcdef0123456789abcdef",
+        },
+    })
+}
+
+/// Schemas of the document routes.
+fn document_schemas() -> Value {
+    let status = json!({ "enum": ["pending", "valid", "revoked", "superseded"] });
+    let types = json!({ "enum": [
+        "certificate_of_origin", "phytosanitary_certificate", "commercial_invoice", "packing_list",
+        "bill_of_lading", "fsma204_record", "eudr_due_diligence_statement", "other",
+    ] });
+    let event = open(
+        &["leaf_index", "time_ms"],
+        json!({
+            "leaf_index": nullable(&int("The IssuerKeyEvent's leaf index.")),
+            "time_ms": int("Unix ms."),
+            "entry_leaf_hash": pattern(HEX32_PATTERN, "RFC 9162 leaf hash of the entry."),
+        }),
+    );
+    let file = json!({ "type": "string", "contentMediaType": "application/octet-stream", "description": "The file." });
+    let text = |d: &str| string(d);
+    json!({
+        "NewIssuerKey": {
+            "type": "object", "additionalProperties": false,
+            "description": "`{\"custody\":\"node\"}`: the node makes and holds the key; or a key the organisation holds, with its Ed25519 signature over `\"agritrace/issuer-key/v1\\n\" || len:u8 || org || public_key`.",
+            "properties": {
+                "custody": { "enum": ["node", "client"] },
+                "public_key": pattern(HEX32_PATTERN, "Ed25519 public key."),
+                "possession_signature": pattern(HEX64_PATTERN, "Proof of possession."),
+            },
+        },
+        "IssuerKey": open(&["key_id", "org", "public_key", "custody", "status", "registered"], json!({
+            "key_id": pattern(HEX32_PATTERN, "SHA-256 of the public key."),
+            "org": org_id("Its organisation."),
+            "public_key": pattern(HEX32_PATTERN, "Ed25519 public key."),
+            "custody": { "enum": ["node", "client"] },
+            "status": { "enum": ["active", "revoked"] },
+            "registered": event.clone(),
+            "revoked": nullable(&event),
+        })),
+        "DocumentUpload": {
+            "type": "object", "required": ["file", "type", "number"],
+            "properties": {
+                "file": file.clone(),
+                "type": types.clone(),
+                "number": { "type": "string", "minLength": 1, "maxLength": 64, "description": "The issuer's document number." },
+                "issuer": org_id("The issuing organisation (default: the caller's)."),
+                "shipment": text("`{exporter}/{id}` of a shipment the caller sees."),
+                "lot": text("`{gtin}/{lot}` of a lot the caller sees; repeat the part for several."),
+                "media_type": text("The file's media type (default: the part's Content-Type)."),
+                "sign": { "const": "node", "description": "Sign at once with the issuer's node-held key (the caller must be a signer of the issuer)." },
+            },
+        },
+        "DocumentSupersede": {
+            "type": "object", "required": ["file"],
+            "properties": {
+                "file": file.clone(),
+                "number": { "type": "string", "minLength": 1, "maxLength": 64 },
+                "media_type": text("The file's media type."),
+                "sign": { "const": "node" },
+            },
+        },
+        "DocumentSignature": {
+            "type": "object", "additionalProperties": false,
+            "description": "`{\"custody\":\"node\"}`, or a detached Ed25519 signature over the document's `to_sign` bytes by a registered, unrevoked key of the issuer.",
+            "properties": {
+                "custody": { "enum": ["node", "client"] },
+                "key_id": pattern(HEX32_PATTERN, "The issuer key."),
+                "signature": pattern(HEX64_PATTERN, "Ed25519 signature."),
+            },
+        },
+        "DocumentRevocation": closed(&["reason"], json!({
+            "reason": { "type": "string", "minLength": 1, "maxLength": 500 },
+            "sign": { "const": "node" },
+        })),
+        "DocumentCheck": {
+            "type": "object",
+            "description": "`{\"sha256\": \"<64 hex>\"}` as JSON, or the file as multipart/form-data part `file`.",
+            "properties": {
+                "sha256": pattern(HEX32_PATTERN, "SHA-256 of the file."),
+                "file": file,
+            },
+        },
+        "Document": open(&["id", "type", "number", "issuer", "sha256", "status", "history", "pending"], json!({
+            "id": string("Document id."),
+            "type": types.clone(),
+            "number": string("The issuer's number."),
+            "issuer": org_id("The issuer."),
+            "uploader": org_id("Who uploaded it."),
+            "shipment": nullable(&string("`{exporter}/{id}`.")),
+            "lots": { "type": "array", "items": { "type": "string" } },
+            "media_type": string("Media type."),
+            "sha256": pattern(HEX32_PATTERN, "SHA-256 of the file."),
+            "size_bytes": int("Bytes."),
+            "status": status.clone(),
+            "supersedes": nullable(&string("The previous version.")),
+            "superseded_by": nullable(&string("The next version.")),
+            "history": { "type": "array", "items": open(&["action", "leaf_index", "signature"], json!({
+                "action": { "enum": ["issue", "supersede", "revoke"] },
+                "leaf_index": nullable(&int("The DocumentAnchor's leaf index.")),
+                "salt": pattern(HEX32_PATTERN, "The commitment's salt."),
+                "commitment": pattern(HEX32_PATTERN, "SHA-256(salt || SHA-256(file))."),
+                "signature": { "type": "object" },
+                "entry": string("The entry's bytes, hex (customs check only)."),
+                "tlog_proof": nullable(&string("C2SP tlog-proof of the entry (customs check only).")),
+            })) },
+            "pending": { "type": ["object", "null"], "description": "An anchor waiting for the issuer: `to_sign` is the hex of the exact bytes to sign." },
+        })),
+        "DocumentSummary": open(&["id", "type", "number", "issuer", "status"], json!({
+            "id": string("Document id."), "type": types.clone(), "number": string("Number."),
+            "issuer": org_id("Issuer."), "status": status.clone(),
+            "leaf_index": nullable(&int("Its anchor's leaf index.")),
+        })),
+        "DocumentCheckResult": open(&["sha256", "match", "documents"], json!({
+            "sha256": pattern(HEX32_PATTERN, "The hash checked."),
+            "match": { "type": "boolean" },
+            "documents": { "type": "array", "items": { "type": "object", "description": "A Document with `entry` and `tlog_proof` per anchor where the caller may read it; else only type, issuer and status." } },
+        })),
+        "Certificates": open(&["gtin", "lot", "certificates"], json!({
+            "gtin": string("GTIN-14."), "lot": string("Lot."),
+            "certificates": { "type": "array", "items": open(&["type", "issuer", "status", "issuer_signature_verifies"], json!({
+                "type": types, "issuer": string("The issuer's name."), "status": status,
+                "issuer_signature_verifies": { "type": "boolean" },
+            })) },
+        })),
+    })
+}
+
+/// Issuer keys, trade documents, the customs check, a lot's certificates for consumers.
+fn document_ops() -> Vec<Op> {
+    let keys = "/v1/orgs/{org}/issuer-keys";
+    let read = "Readers: the issuer, the uploader, the shipment's exporter and consignee, the customs authorities it is declared to, the lots' owners, auditors; anyone else gets 404.";
+    let form =
+        |op: Op, schema: &str, example: Value| op.body(&["multipart/form-data"], schema, example);
+    vec![
+        op("post", keys, "registerIssuerKey", "documents", Access::Token, "Register a document-signing key (`ManageOrg`), as an IssuerKeyEvent")
+            .params(&["org"])
+            .json_body("NewIssuerKey", json!({ "custody": "node" }))
+            .ok(201, "The key.", schema_ref("IssuerKey"))
+            .errors(&[404, 409, 422]),
+        op("get", keys, "listIssuerKeys", "documents", Access::Token, "Its issuer keys (`ReadOrg`: members, auditors)")
+            .params(&["org", "limit", "next"])
+            .ok(200, "A page of keys.", page_of("keys", "IssuerKey"))
+            .errors(&[400]),
+        op("post", format!("{keys}/{{key_id}}/revoke"), "revokeIssuerKey", "documents", Access::Token, "Revoke an issuer key (`ManageOrg`); a node-held secret is erased")
+            .params(&["org", "keyId"])
+            .ok(200, "The revoked key.", schema_ref("IssuerKey"))
+            .errors(&[400, 404, 409]),
+        op("get", "/v1/issuer-keys/{key_id}", "getIssuerKey", "documents", Access::Public, "An issuer key and the log positions of its events (public)")
+            .params(&["keyId"])
+            .ok(200, "The key.", schema_ref("IssuerKey"))
+            .errors(&[400, 404]),
+        form(op("post", "/v1/documents", "uploadDocument", "documents", Access::Token, "Upload a trade document (`UploadDocuments`)")
+            .describe("Stored by content; pending until its issuer signs (`sign=node` signs at once when the caller may sign for the issuer). The file is limited by `document_bytes_max` (413)."),
+            "DocumentUpload", json!({ "file": "(the PDF)", "type": "phytosanitary_certificate", "number": "KM-2026-0001",
+                                       "shipment": "menghai-coop/shp-2026-001", "lot": "06901234567892/MH-2026-001", "sign": "node" }))
+            .ok(201, "The document.", schema_ref("Document"))
+            .errors(&[404, 422]),
+        op("get", "/v1/documents", "listDocuments", "documents", Access::Token, "The documents of a shipment or a lot that the caller may read")
+            .params(&["limit", "next"])
+            .query("shipment", "`{exporter}/{id}`.", json!({ "type": "string" }))
+            .query("lot", "`{gtin}/{lot}`.", json!({ "type": "string" }))
+            .ok(200, "A page of documents.", page_of("documents", "DocumentSummary"))
+            .errors(&[400]),
+        op("get", "/v1/documents/{id}", "getDocument", "documents", Access::Token, "A document: status, history of anchors, signatures and key validity")
+            .describe(read).params(&["documentId"])
+            .ok(200, "The document.", schema_ref("Document"))
+            .errors(&[404]),
+        op("get", "/v1/documents/{id}/content", "getDocumentContent", "documents", Access::Token, "The document's file")
+            .describe(read).params(&["documentId"])
+            .answer(200, "The file, in its media type.", &[("application/octet-stream", json!({ "type": "string" }))])
+            .errors(&[404]),
+        op("post", "/v1/documents/{id}/signature", "signDocument", "documents", Access::Token, "Sign the pending anchor as the issuer (`SignDocuments`)")
+            .params(&["documentId"])
+            .json_body("DocumentSignature", json!({ "custody": "node" }))
+            .ok(200, "The document.", schema_ref("Document"))
+            .errors(&[404, 409, 422]),
+        op("post", "/v1/documents/{id}/revoke", "revokeDocument", "documents", Access::Token, "Revoke: a new anchor that revokes the document (`SignDocuments` of the issuer)")
+            .params(&["documentId"])
+            .json_body("DocumentRevocation", json!({ "reason": "issued for the wrong consignment", "sign": "node" }))
+            .ok(200, "The document.", schema_ref("Document"))
+            .errors(&[404, 409, 422, 503]),
+        form(op("post", "/v1/documents/{id}/supersede", "supersedeDocument", "documents", Access::Token, "A new version superseding the document (its issuer signs)")
+            .params(&["documentId"]),
+            "DocumentSupersede", json!({ "file": "(the corrected PDF)", "number": "KM-2026-0001-R1", "sign": "node" }))
+            .ok(201, "The new version.", schema_ref("Document"))
+            .errors(&[404, 409, 422, 503]),
+        op("post", "/v1/verify/document", "verifyDocument", "documents", Access::Token, "The customs check: which documents have this content (`ReadRecords`)")
+            .describe("For the documents the caller may read: everything, with each anchor's salt, commitment, entry and C2SP tlog-proof; for the others only type, issuer and status. A file changed by one byte matches nothing (`match: false`).")
+            .body(&["application/json", "multipart/form-data"], "DocumentCheck",
+                  json!({ "sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08" }))
+            .ok(200, "The matches.", schema_ref("DocumentCheckResult")),
+        op("get", "/v1/public/lots/{gtin}/{lot}/certificates", "getLotCertificates", "documents", Access::Public, "A lot's certificates for consumers: type, issuer, status, whether the signature verifies")
+            .params(&["gtin", "lot"])
+            .ok(200, "The certificates.", schema_ref("Certificates"))
+            .errors(&[400, 404]),
+    ]
+}
+
 /// The OpenAPI 3.1 document.
 #[must_use]
 pub fn document() -> Value {
@@ -1388,6 +1603,7 @@ pub fn document() -> Value {
         epcis_ops(),
         resolver_ops(),
         trace_ops(),
+        document_ops(),
     ];
     for op in all.into_iter().flatten() {
         let (path, method, mut value) = op.finish();
@@ -1425,14 +1641,15 @@ pub fn document() -> Value {
             { "name": "EPCIS", "description": "EPCIS 2.0 capture and query." },
             { "name": "resolver", "description": "GS1 Digital Link resolver, QR codes, scan counts." },
             { "name": "trace", "description": "Trace, recall, FSMA 204 export." },
+            { "name": "documents", "description": "Issuer keys, trade documents, the customs check." },
         ],
         "paths": paths,
         "components": {
             "securitySchemes": {
                 "bearer": { "type": "http", "scheme": "bearer", "description": "An API token (`agt_…`) issued to a member." },
             },
-            "parameters": parameters(),
-            "schemas": schemas(),
+            "parameters": merge([parameters(), document_parameters()]),
+            "schemas": merge([schemas(), document_schemas()]),
             "responses": responses(),
         },
     })

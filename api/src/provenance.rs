@@ -23,6 +23,9 @@
 //! Excursions name the reading proofs (`/v1/devices/{id}/readings/{seq}/proof`) of their first
 //! and last readings.
 //!
+//! A trace also lists the trade documents of its lots and shipments that the caller may read
+//! ([`crate::documents::documents_for_trace`]): type, number, issuer, status, anchor leaf index.
+//!
 //! Repeated traces cost little: the cold chain of an arrived shipment comes from
 //! [`crate::coldchain::ColdChainCache`] while no reading of its devices is committed, and the
 //! event store remembers decoded events, located entries and inclusion proofs for the
@@ -359,6 +362,7 @@ async fn trace_route(
         .map_err(ApiError::BadRequest)?;
     let root = Root::parse(&id).map_err(|e| ApiError::BadRequest(format!("{id:?}: {e}")))?;
     let worker = state.clone();
+    let reader = caller.clone();
     let (mut graph, read) = tokio::task::spawn_blocking(move || {
         let source = NodeSource {
             state: &worker,
@@ -396,6 +400,16 @@ async fn trace_route(
             .collect::<Vec<_>>()
     );
     body["log_key"] = json!(state.verifier_key.as_ref());
+    // The trade documents of the lots and shipments shown, as the caller may read them.
+    let items: Vec<String> = graph
+        .nodes
+        .iter()
+        .filter(|n| n.kind == "lot" || n.kind == "shipment")
+        .map(|n| n.id.clone())
+        .collect();
+    body["documents"] = json!(crate::documents::documents_for_trace(
+        &state, &reader, &items
+    )?);
     Ok(json_status(StatusCode::OK, &body))
 }
 

@@ -352,6 +352,88 @@ fn rows(ids: &Ids) -> Vec<Row> {
             None,
             "U NNNNNNN NNNN",
         ),
+        // Issuer keys: the organisation's admin registers and revokes; members and auditors
+        // list; anyone reads one key.
+        (
+            "POST",
+            s("/v1/orgs/coop/issuer-keys"),
+            None,
+            "U BFFFFFF FFFF",
+        ),
+        (
+            "GET",
+            s("/v1/orgs/coop/issuer-keys"),
+            None,
+            "U AAAAAAA FAFF",
+        ),
+        (
+            "POST",
+            format!("/v1/orgs/coop/issuer-keys/{}/revoke", "0".repeat(64)),
+            None,
+            "U NFFFFFF FFFF",
+        ),
+        (
+            "GET",
+            format!("/v1/issuer-keys/{}", ids.issuer_key),
+            None,
+            "A AAAAAAA AAAA",
+        ),
+        // Documents: uploaded by the roles that handle papers (not auditors); read by the
+        // issuer, uploader, exporter, consignee, the declared authority, lot owners, auditors
+        // — 404 for anyone else (a sharing partner included); signed, revoked and superseded
+        // by the issuer's signers (a new version also by the uploader's members).
+        ("POST", s("/v1/documents"), None, "U BBBBBBF BFBB"),
+        ("GET", s("/v1/documents"), None, "U BBBBBBB BBBB"),
+        (
+            "GET",
+            s("/v1/documents?shipment=coop/shp-declared"),
+            None,
+            "U AAAAAAA AAAA",
+        ),
+        (
+            "GET",
+            format!("/v1/documents/{}", ids.document),
+            None,
+            "U AAAAAAA NAAN",
+        ),
+        (
+            "GET",
+            format!("/v1/documents/{}/content", ids.document),
+            None,
+            "U AAAAAAA NAAN",
+        ),
+        (
+            "POST",
+            format!("/v1/documents/{}/signature", ids.document),
+            None,
+            "U BBBFBBF NFFN",
+        ),
+        (
+            "POST",
+            format!("/v1/documents/{}/revoke", ids.document),
+            None,
+            "U BBBFBBF NFFN",
+        ),
+        (
+            "POST",
+            format!("/v1/documents/{}/supersede", ids.document),
+            None,
+            "U BBBBBBF NFFN",
+        ),
+        // The customs check: any member; what it shows depends on who asks.
+        ("POST", s("/v1/verify/document"), None, "U BBBBBBB BBBB"),
+        (
+            "POST",
+            s("/v1/verify/document"),
+            Some(json!({ "sha256": ids.document_sha256 })),
+            "U AAAAAAA AAAA",
+        ),
+        (
+            "GET",
+            format!("/v1/public/lots/{MANGO}/MH-1/certificates"),
+            None,
+            "A AAAAAAA AAAA",
+        ),
     ]
 }
 
@@ -360,6 +442,9 @@ fn rows(ids: &Ids) -> Vec<Row> {
 struct Ids {
     spare_token: String,
     capture: String,
+    issuer_key: String,
+    document: String,
+    document_sha256: String,
 }
 
 async fn ok(api: &Api, method: Method, path: &str, token: Option<&str>, body: Value) -> Value {
@@ -512,9 +597,44 @@ async fn set_up(api: &Api) -> (Vec<Option<String>>, Ids) {
         Some(customs["customs"].clone()),
         Some(packer["producer"].clone()),
     ];
+    // A node-held issuer key of the cooperative and a document of the declared shipment,
+    // signed at once.
+    let key = ok(
+        api,
+        Method::POST,
+        "/v1/orgs/coop/issuer-keys",
+        admin,
+        json!({ "custody": "node" }),
+    )
+    .await;
+    let file = b"phytosanitary certificate KM-1";
+    let (content_type, body) = common::multipart_form(&[
+        ("file", file),
+        ("type", b"phytosanitary_certificate"),
+        ("number", b"KM-1"),
+        ("shipment", b"coop/shp-declared"),
+        ("lot", format!("{MANGO}/MH-1").as_bytes()),
+        ("sign", b"node"),
+    ]);
+    let response = api
+        .http
+        .post(format!("{}/v1/documents", api.base))
+        .bearer_auth(coop["exporter"].as_str())
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .expect("the node answers");
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let document: Value =
+        serde_json::from_str(&response.text().await.expect("a body")).expect("a document");
+    let digest: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(file).into();
     let ids = Ids {
         spare_token: spare["id"].as_str().expect("a token id").to_owned(),
         capture,
+        issuer_key: key["key_id"].as_str().expect("a key id").to_owned(),
+        document: document["id"].as_str().expect("a document id").to_owned(),
+        document_sha256: digest.iter().map(|b| format!("{b:02x}")).collect(),
     };
     (tokens.to_vec(), ids)
 }

@@ -253,7 +253,7 @@ fn example_path(doc: &Value, path: &str, op: &Value) -> String {
 
 /// The order the examples build on each other in (an organisation before its members, a
 /// plot before its lot, ...), and what each answers on a node set up for them.
-const EXAMPLES: [(&str, u16); 21] = [
+const EXAMPLES: [(&str, u16); 27] = [
     ("adminCreateOrg", 201),
     ("adminAddMember", 201),
     ("addMember", 201),
@@ -279,6 +279,15 @@ const EXAMPLES: [(&str, u16); 21] = [
     ("captureSensorSummary", 400),
     // The example shipment has no devices travelling with it.
     ("captureShipmentSensorSummary", 409),
+    ("registerIssuerKey", 201),
+    // A form's example is its parts; sent as one JSON text it is no form (the form itself is
+    // tested in `documents.rs`).
+    ("uploadDocument", 400),
+    // The example document does not exist.
+    ("signDocument", 404),
+    ("revokeDocument", 404),
+    ("supersedeDocument", 404),
+    ("verifyDocument", 200),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -32,11 +32,15 @@ pub enum Action {
     Trace,
     /// Read the quarantine and health of one's own organisation's devices.
     ReadDeviceHealth,
+    /// Upload trade documents (as one's own organisation; the issuer signs them).
+    UploadDocuments,
+    /// Sign trade documents as their issuer (one's own organisation), with its issuer keys.
+    SignDocuments,
 }
 
 impl Action {
     /// Every action (for the authorisation matrix test and documentation).
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 13] = [
         Self::ReadPublic,
         Self::ReadOrg,
         Self::ManageOrg,
@@ -48,6 +52,8 @@ impl Action {
         Self::ReadRecords,
         Self::Trace,
         Self::ReadDeviceHealth,
+        Self::UploadDocuments,
+        Self::SignDocuments,
     ];
 
     /// The roles that may perform it (within their own organisation where it names one).
@@ -69,6 +75,8 @@ impl Action {
                 Admin, Producer, Exporter, Carrier, Inspector, Customs, Auditor,
             ],
             Self::ReadDeviceHealth => &[Admin, Producer, Exporter, Carrier, Auditor],
+            Self::UploadDocuments => &[Admin, Producer, Exporter, Carrier, Inspector, Customs],
+            Self::SignDocuments => &[Admin, Producer, Exporter, Inspector, Customs],
         }
     }
 
@@ -200,7 +208,7 @@ mod tests {
 
     /// The matrix, written out by hand (not derived from `Action::roles`): for each action,
     /// the roles allowed in their own organisation, and whether an auditor may act on another.
-    const MATRIX: [(Action, &str, bool); 11] = [
+    const MATRIX: [(Action, &str, bool); 13] = [
         (Action::ReadPublic, "*", true),
         (
             Action::ReadOrg,
@@ -235,6 +243,16 @@ mod tests {
             Action::ReadDeviceHealth,
             "admin producer exporter carrier auditor",
             true,
+        ),
+        (
+            Action::UploadDocuments,
+            "admin producer exporter carrier inspector customs",
+            false,
+        ),
+        (
+            Action::SignDocuments,
+            "admin producer exporter inspector customs",
+            false,
         ),
     ];
 

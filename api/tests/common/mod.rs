@@ -217,3 +217,27 @@ pub async fn committed(node: &Node, device: protocol::DeviceId, sequence: u64) {
     }
     panic!("reading {sequence} of {device} was never committed");
 }
+
+/// A `multipart/form-data` body (RFC 7578) and its content type: a part named `file` carries
+/// a file name and `Content-Type: application/octet-stream`.
+pub fn multipart_form(parts: &[(&str, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "agritrace-test-boundary-7d3c";
+    let mut body = Vec::new();
+    for (name, value) in parts {
+        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        if *name == "file" {
+            body.extend_from_slice(
+                b"Content-Disposition: form-data; name=\"file\"; filename=\"document\"\r\n\
+                  Content-Type: application/octet-stream\r\n\r\n",
+            );
+        } else {
+            body.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes(),
+            );
+        }
+        body.extend_from_slice(value);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
