@@ -172,7 +172,7 @@ impl<'a> Lines<'a> {
 }
 
 /// A decimal without sign or leading zero that fits 64 bits.
-fn decimal(text: &str) -> Option<u64> {
+pub(crate) fn decimal(text: &str) -> Option<u64> {
     let digits = text.as_bytes();
     if digits.is_empty() || digits.len() > 20 || !digits.iter().all(u8::is_ascii_digit) {
         return None;
@@ -185,7 +185,7 @@ fn decimal(text: &str) -> Option<u64> {
 
 /// Standard padded base64 of 1 to `max` bytes (the length is checked before decoding, so an
 /// oversized line costs no work).
-fn base64_bytes(text: &str, max: usize) -> Result<Vec<u8>, &'static str> {
+pub(crate) fn base64_bytes(text: &str, max: usize) -> Result<Vec<u8>, &'static str> {
     if text.is_empty() {
         return Err("is empty");
     }

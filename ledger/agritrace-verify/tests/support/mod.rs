@@ -4,6 +4,8 @@
 // Each test file uses a different part of the fixtures.
 #![allow(dead_code)]
 
+pub mod bundle;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
