@@ -23,6 +23,7 @@
 //! | `/v1/orgs/{org}/partners[/{partner}]` | partner sharing: see [`crate::partners`] |
 //! | `/v1/orgs/{org}/devices[/{id}[/rotation\|/revocation\|/claim]]` | an organisation's devices: see [`crate::devices`] |
 //! | `/v1/orgs/{org}/lots[/{gtin}/{lot}]`, `/v1/orgs/{org}/shipments[/{id}[/departure\|/arrival]]`, `/v1/shipments` | lots and shipments: see [`crate::trade`] |
+//! | `/v1/orgs/{org}/shipments/{id}/evidence`, `/v1/orgs/{org}/lots/{gtin}/{lot}/evidence` (`?since=`) | sealed evidence bundles for offline verification: see [`crate::evidence`] |
 //! | `GET /openapi.json` | the OpenAPI 3.1 description of every route: see [`crate::openapi`] |
 //!
 //! The reading routes answer 404 for a reading that is not committed and 503 with
@@ -86,6 +87,8 @@ pub struct AppState {
     pub trade: crate::trade::Trade<Storage>,
     /// Cold chains of arrived shipments, for trace and recall.
     pub cold_chains: crate::coldchain::ColdChainCache,
+    /// The seal key and trust policy of evidence bundles.
+    pub evidence: crate::evidence::Evidence,
 }
 
 /// The router; serve it with `into_make_service_with_connect_info::<SocketAddr>()` (device
@@ -118,6 +121,7 @@ pub fn router(state: AppState, body_bytes_max: usize) -> Router {
         .merge(crate::partners::routes())
         .merge(crate::devices::routes())
         .merge(crate::trade::routes())
+        .merge(crate::evidence::routes())
         .merge(crate::openapi::routes())
         .layer(DefaultBodyLimit::max(body_bytes_max))
         .with_state(state)

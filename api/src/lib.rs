@@ -19,6 +19,8 @@
 //! - [`resolver`]: the GS1 Digital Link resolver, QR codes and scan counts of serialised items.
 //! - [`epcis`]: EPCIS 2.0 capture and query, each event anchored as a `TraceEvent`; sensor
 //!   summaries of devices and of a shipment's journey.
+//! - [`evidence`]: evidence bundles of a shipment or a lot, sealed by the log key, for
+//!   `agritrace-verify`.
 //! - [`openapi`]: the OpenAPI 3.1 description of every route, served at `/openapi.json`.
 //! - [`partners`], [`devices`], [`trade`] (with [`paging`]): partner sharing, an organisation's
 //!   devices (key events on the log), lots and shipments, read through `access::visibility`.
@@ -30,6 +32,7 @@ pub mod coldchain;
 pub mod config;
 pub mod devices;
 pub mod epcis;
+pub mod evidence;
 pub mod fsma;
 pub mod geo;
 pub mod http;
