@@ -24,6 +24,7 @@
 //! | `/v1/orgs/{org}/devices[/{id}[/rotation\|/revocation\|/claim]]` | an organisation's devices: see [`crate::devices`] |
 //! | `/v1/orgs/{org}/lots[/{gtin}/{lot}]`, `/v1/orgs/{org}/shipments[/{id}[/departure\|/arrival]]`, `/v1/shipments` | lots and shipments: see [`crate::trade`] |
 //! | `/v1/orgs/{org}/issuer-keys[/{key_id}/revoke]`, `/v1/issuer-keys/{key_id}`, `/v1/documents[/{id}[/content\|/signature\|/revoke\|/supersede]]`, `/v1/verify/document`, `/v1/public/lots/{gtin}/{lot}/certificates` | issuer keys, trade documents, the customs check: see [`crate::documents`] |
+//! | `/v1/orgs/{org}/shipments/{id}/evidence`, `/v1/orgs/{org}/lots/{gtin}/{lot}/evidence` (`?since=`) | sealed evidence bundles for offline verification: see [`crate::evidence`] |
 //! | `GET /openapi.json` | the OpenAPI 3.1 description of every route: see [`crate::openapi`] |
 //!
 //! The reading routes answer 404 for a reading that is not committed and 503 with
@@ -89,6 +90,8 @@ pub struct AppState {
     pub cold_chains: crate::coldchain::ColdChainCache,
     /// Issuer keys and trade documents.
     pub documents: crate::documents::Documents,
+    /// The seal key and trust policy of evidence bundles.
+    pub evidence: crate::evidence::Evidence,
 }
 
 /// The router; serve it with `into_make_service_with_connect_info::<SocketAddr>()` (device
@@ -122,6 +125,7 @@ pub fn router(state: AppState, body_bytes_max: usize) -> Router {
         .merge(crate::devices::routes())
         .merge(crate::trade::routes())
         .merge(crate::documents::routes())
+        .merge(crate::evidence::routes())
         .merge(crate::openapi::routes())
         .layer(DefaultBodyLimit::max(body_bytes_max))
         .with_state(state)

@@ -21,6 +21,8 @@
 //!   summaries of devices and of a shipment's journey.
 //! - [`documents`]: organisations' document-signing (issuer) keys, trade documents anchored
 //!   as `DocumentAnchor` entries (sign, revoke, supersede), and the customs check by content.
+//! - [`evidence`]: evidence bundles of a shipment or a lot, sealed by the log key, for
+//!   `agritrace-verify`.
 //! - [`openapi`]: the OpenAPI 3.1 description of every route, served at `/openapi.json`.
 //! - [`partners`], [`devices`], [`trade`] (with [`paging`]): partner sharing, an organisation's
 //!   devices (key events on the log), lots and shipments, read through `access::visibility`.
@@ -33,6 +35,7 @@ pub mod config;
 pub mod devices;
 pub mod documents;
 pub mod epcis;
+pub mod evidence;
 pub mod fsma;
 pub mod geo;
 pub mod http;

@@ -142,6 +142,8 @@ pub struct OpenLog {
     pub tasks: SequencerTasks,
     /// The log's verifier key (`name+hash+base64`).
     pub verifier_key: String,
+    /// The log key again, for what the node signs besides checkpoints (evidence seals).
+    pub seal_key: NoteSigner,
 }
 
 /// Opens the data directory (creating it), the log key and the store, and starts the
@@ -156,6 +158,11 @@ pub async fn open_log(config: &NodeConfig) -> Result<OpenLog, NodeError> {
     )))?;
     let log_key = load_or_create_log_key(&config.log_key_path(), &config.origin)?;
     let verifier_key = log_key.verifier().to_vkey();
+    // The sequencer owns the key it signs checkpoints with; a second handle signs seals.
+    let seal_key = NoteSigner::parse(&log_key.to_skey()).map_err(|e| NodeError::LogKey {
+        path: config.log_key_path().display().to_string(),
+        reason: e.to_string(),
+    })?;
     let store_path = config.store_path();
     let storage = RedbStorage::open(&store_path, ledger::empty_root().0).map_err(|source| {
         NodeError::Store {
@@ -173,6 +180,7 @@ pub async fn open_log(config: &NodeConfig) -> Result<OpenLog, NodeError> {
         sequencer,
         tasks,
         verifier_key,
+        seal_key,
     })
 }
 
@@ -277,6 +285,8 @@ impl Node {
                 clock.clone(),
                 config.document_bytes_max,
             ),
+            evidence: crate::evidence::Evidence::new(log.seal_key, &config.witness_endpoints()?)
+                .map_err(|e| ConfigError::Invalid(format!("the evidence trust policy: {e}")))?,
             clock,
         };
         let app = crate::http::router(state, config.http_body_bytes_max);

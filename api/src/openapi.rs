@@ -1367,6 +1367,63 @@ fn trace_ops() -> Vec<Op> {
     ]
 }
 
+/// Evidence bundles of a shipment or a lot.
+fn evidence_ops() -> Vec<Op> {
+    let describe = "`Trace`, filtered as the trace is: the owner and the partners it shares with, \
+        customs officers of an authority a shipment of the trace is declared to, auditors; anyone \
+        else gets 404. The bundle (`agritrace/evidence-bundle/v1`) holds the trace's EPCIS events \
+        with their salts, the signed readings of the shipments' devices in their custody windows \
+        with subset proofs into their batches, the devices' key events, every entry's inclusion \
+        proof in the latest published checkpoint (which must meet the node's trust policy: 503 \
+        until the witnesses have cosigned), the policy, and a seal signed by the log key. Records \
+        the checkpoint does not cover yet are left out and counted in `Agritrace-Evidence-Pending`.";
+    let since = json!({ "type": "integer", "minimum": 0 });
+    let text = json!({ "type": "string" });
+    let headers = |op: Op| {
+        op.header(200, "Content-Disposition", "`attachment; filename=\"….evidence.txt\"`.")
+            .header(200, "Agritrace-Evidence-Pending", "Readings, events, documents and key events left out because no published checkpoint covers them yet.")
+            .header(200, "Agritrace-Evidence-Tree-Size", "The tree size of the checkpoint the proofs are for (the next export's `since`).")
+            .header(200, "Agritrace-Evidence-Truncated", "Present when a bound cut the bundle short: `trace`, `readings`.")
+    };
+    let since_text = "The tree size of a checkpoint seen before (that of an earlier bundle of this node): the bundle adds it and the consistency proof from it; 404 if the node does not keep a checkpoint of that size.";
+    vec![
+        headers(
+            op(
+                "get",
+                "/v1/orgs/{org}/shipments/{id}/evidence",
+                "exportShipmentEvidence",
+                "trace",
+                Access::Token,
+                "The sealed evidence bundle of a shipment, for `agritrace-verify`",
+            )
+            .describe(describe)
+            .params(&["org", "shipment"])
+            .query("since", since_text, since.clone())
+            .answer(
+                200,
+                "The bundle (UTF-8 text).",
+                &[("text/plain", text.clone())],
+            ),
+        )
+        .errors(&[400, 404, 503]),
+        headers(
+            op(
+                "get",
+                "/v1/orgs/{org}/lots/{gtin}/{lot}/evidence",
+                "exportLotEvidence",
+                "trace",
+                Access::Token,
+                "The sealed evidence bundle of a lot, for `agritrace-verify`",
+            )
+            .describe(describe)
+            .params(&["org", "gtin", "lot"])
+            .query("since", since_text, since)
+            .answer(200, "The bundle (UTF-8 text).", &[("text/plain", text)]),
+        )
+        .errors(&[400, 404, 503]),
+    ]
+}
+
 fn trace_id_param() -> Value {
     json!({
         "name": "id", "in": "path", "required": true,
@@ -1604,6 +1661,7 @@ pub fn document() -> Value {
         resolver_ops(),
         trace_ops(),
         document_ops(),
+        evidence_ops(),
     ];
     for op in all.into_iter().flatten() {
         let (path, method, mut value) = op.finish();

@@ -74,9 +74,9 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// [`TraceSource`] over the node's stores; remembers the events it read for their proofs.
-struct NodeSource<'a> {
-    state: &'a AppState,
-    read: Mutex<HashMap<String, Arc<StoredEvent>>>,
+pub(crate) struct NodeSource<'a> {
+    pub(crate) state: &'a AppState,
+    pub(crate) read: Mutex<HashMap<String, Arc<StoredEvent>>>,
 }
 
 fn shipment_record(shipment: Shipment) -> ShipmentRecord {
@@ -203,14 +203,14 @@ impl TraceSource for NodeSource<'_> {
 
 /// Whether a shipment's details (as [`Shipment::to_json`] writes them) say it is declared to
 /// `authority`.
-fn declared_to(details: &Value, authority: &OrgId) -> bool {
+pub(crate) fn declared_to(details: &Value, authority: &OrgId) -> bool {
     details["declared_to"]
         .as_array()
         .is_some_and(|list| list.iter().any(|a| a.as_str() == Some(authority.as_str())))
 }
 
 /// What a caller may see of traces.
-enum View {
+pub(crate) enum View {
     /// Everything (auditors).
     All,
     /// A customs officer: the provenance of shipments declared to its authority, else `seen`.
@@ -224,7 +224,7 @@ enum View {
     Seen(Visibility),
 }
 
-fn view_of(state: &AppState, caller: &Caller) -> Result<View, ApiError> {
+pub(crate) fn view_of(state: &AppState, caller: &Caller) -> Result<View, ApiError> {
     let seen = visibility(state, caller)?;
     if seen == Visibility::All {
         return Ok(View::All);

@@ -291,6 +291,25 @@ fn rows(ids: &Ids) -> Vec<Row> {
             None,
             "U AAAAAAA NAAA",
         ),
+        // Evidence bundles: the same callers as the trace.
+        (
+            "GET",
+            s("/v1/orgs/coop/shipments/shp-declared/evidence"),
+            None,
+            "U AAAAAAA NAAA",
+        ),
+        (
+            "GET",
+            s("/v1/orgs/coop/shipments/shp-private/evidence"),
+            None,
+            "U AAAAAAA NANA",
+        ),
+        (
+            "GET",
+            format!("/v1/orgs/coop/lots/{MANGO}/MH-1/evidence"),
+            None,
+            "U AAAAAAA NAAA",
+        ),
         // FSMA 204: one's own organisation's spreadsheet, or a sharing partner's.
         (
             "GET",

@@ -81,7 +81,7 @@ const POLLS_MAX: u32 = 2_400;
 const POLL: Duration = Duration::from_millis(50);
 const MINUTE_MS: u64 = 60_000;
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
@@ -127,9 +127,9 @@ fn sscc(n: u32) -> String {
 }
 
 /// One answer: status, headers (lower-case names) and body.
-struct Answer {
-    status: u16,
-    body: Vec<u8>,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) body: Vec<u8>,
 }
 
 impl Answer {
@@ -139,13 +139,13 @@ impl Answer {
 }
 
 /// A keep-alive HTTP/1.1 connection to the node: what every measure times.
-struct Client {
+pub(crate) struct Client {
     port: u16,
     reader: BufReader<TcpStream>,
 }
 
 impl Client {
-    fn connect(port: u16) -> Result<Self> {
+    pub(crate) fn connect(port: u16) -> Result<Self> {
         let stream =
             TcpStream::connect(("127.0.0.1", port)).context("while connecting to the node")?;
         stream
@@ -159,7 +159,7 @@ impl Client {
     }
 
     /// Sends one request and reads the whole answer (`Content-Length` or chunked).
-    fn call(
+    pub(crate) fn call(
         &mut self,
         method: &str,
         path: &str,
@@ -235,7 +235,7 @@ impl Client {
 }
 
 /// One setup request that must answer `want`; returns its JSON.
-fn expect(
+pub(crate) fn expect(
     port: u16,
     method: &str,
     path: &str,
@@ -274,7 +274,11 @@ fn wait_for_port(port: u16, guard: &mut Guard) -> Result<()> {
 }
 
 /// The node on `data` with its in-process broker; returns it, its HTTP and broker ports.
-fn start_node(data: &Path, log: &Path, round_period_ms: Option<&str>) -> Result<(Guard, u16, u16)> {
+pub(crate) fn start_node(
+    data: &Path,
+    log: &Path,
+    round_period_ms: Option<&str>,
+) -> Result<(Guard, u16, u16)> {
     let http_port = free_port()?;
     let broker_port = free_port()?;
     let mut command = Command::new(release_dir().join("agritrace"));
@@ -306,7 +310,7 @@ fn start_node(data: &Path, log: &Path, round_period_ms: Option<&str>) -> Result<
 }
 
 /// Runs `agritrace-load` with `args` and returns the JSON object it prints last.
-fn load(description: &str, args: &[String]) -> Result<Value> {
+pub(crate) fn load(description: &str, args: &[String]) -> Result<Value> {
     eprintln!("\n==> {description}");
     let output = Command::new(release_dir().join("agritrace-load"))
         .args(args)
@@ -328,7 +332,13 @@ fn load(description: &str, args: &[String]) -> Result<Value> {
 
 /// Arguments of a closed-loop run of backlog messages (16 readings each) from fleet devices
 /// `0..devices`.
-fn load_args(broker_port: u16, devices: u32, readings: u64, seconds: u64, pid: u32) -> Vec<String> {
+pub(crate) fn load_args(
+    broker_port: u16,
+    devices: u32,
+    readings: u64,
+    seconds: u64,
+    pid: u32,
+) -> Vec<String> {
     [
         "node",
         "--broker",
@@ -356,7 +366,7 @@ fn load_args(broker_port: u16, devices: u32, readings: u64, seconds: u64, pid: u
 }
 
 /// A counter of the node's Prometheus text.
-fn metric(port: u16, name: &str) -> Result<u64> {
+pub(crate) fn metric(port: u16, name: &str) -> Result<u64> {
     let answer = Client::connect(port)?.call("GET", "/metrics", None, None)?;
     let text = String::from_utf8_lossy(&answer.body);
     text.lines()
@@ -375,7 +385,7 @@ fn metric(port: u16, name: &str) -> Result<u64> {
 }
 
 /// Committed readings since the node started.
-const COMMITTED: &str = "agritrace_ingest_readings_accepted_total";
+pub(crate) const COMMITTED: &str = "agritrace_ingest_readings_accepted_total";
 
 /// What the setup made, saved for `--reuse`.
 #[derive(Debug, Clone)]
@@ -498,7 +508,7 @@ fn split_manifest(fleet: &Path) -> Result<(Vec<Value>, PathBuf)> {
 }
 
 /// An organisation with one member holding `roles`; returns the member's token.
-fn organisation(port: u16, org: &str, name: &str, roles: &[&str]) -> Result<String> {
+pub(crate) fn organisation(port: u16, org: &str, name: &str, roles: &[&str]) -> Result<String> {
     expect(
         port,
         "POST",
@@ -1050,7 +1060,7 @@ fn cpu_seconds(pid: u32) -> Option<f64> {
 }
 
 /// The 1-minute load average.
-fn load_average() -> String {
+pub(crate) fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .ok()
         .and_then(|l| l.split_whitespace().next().map(str::to_owned))

@@ -874,7 +874,7 @@ impl<S: IngestStorage> EventStore<S> {
 }
 
 /// An entry bundle read in one pass: its bytes and the leaf hash of each of its entries.
-struct ReadBundle {
+pub(crate) struct ReadBundle {
     bytes: Vec<u8>,
     leaf_hashes: Vec<Hash>,
 }
@@ -885,7 +885,7 @@ struct ReadBundle {
 /// `ingest::store::LOCATE_SCAN_ENTRIES_MAX` entries on), reading bundles through `bundles`,
 /// which keeps the bundles of one pass with their entries' leaf hashes, so each bundle is
 /// read and hashed once however many events it holds.
-async fn locate_in_bundles<S: LogStorage>(
+pub(crate) async fn locate_in_bundles<S: LogStorage>(
     storage: &S,
     locator: &EntryLocator,
     durable: u64,
