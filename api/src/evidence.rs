@@ -231,21 +231,25 @@ pub struct DocumentOpening {
     pub content: Vec<u8>,
 }
 
-/// The trade documents of the shipments and lots of `graph` (a trace `caller` may see): each
-/// with its `DocumentAnchor` entry, what opens it where the caller may read the document, and
-/// the `IssuerKeyEvent` entries of its issuer's key.
-///
-/// Documents are stored by the documents module, which is not part of this node yet: until it
-/// is wired in here, bundles carry no documents.
+/// The trade documents of the shipments and lots of `graph` (a trace `caller` may see) that
+/// the caller may read: each anchor of their histories with its `DocumentAnchor` entry, what
+/// opens it, and the `IssuerKeyEvent` entries of its issuer's key
+/// ([`crate::documents::for_bundle`]).
 ///
 /// # Errors
 /// [`ApiError`] if storage fails.
 pub(crate) fn documents_for(
-    _state: &AppState,
-    _caller: &Caller,
-    _graph: &Trace,
+    state: &AppState,
+    caller: &Caller,
+    graph: &Trace,
 ) -> Result<Vec<EvidenceDocument>, ApiError> {
-    Ok(Vec::new())
+    let items: Vec<String> = graph
+        .nodes
+        .iter()
+        .filter(|n| n.kind == "lot" || n.kind == "shipment")
+        .map(|n| n.id.clone())
+        .collect();
+    crate::documents::for_bundle(state, caller, &items)
 }
 
 /// The routes of this module, on the node's state.

@@ -11,12 +11,16 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use agritrace_verify::evidence::EvidenceBundle;
+use agritrace_verify::evidence::verify::{Trust, verify_file};
 use api::{Node, NodeConfig};
 use common::{Api, ROLES};
 use ed25519_dalek::{Signer, SigningKey};
 use ingest::IngestStorage;
 use ledger::checkpoint::open_checkpoint;
-use ledger::entry::{Entry, Replaces, Token, issuer_key_message, salted_commitment};
+use ledger::entry::{
+    DocumentAnchor, Entry, Replaces, Token, issuer_key_message, salted_commitment,
+};
 use ledger::merkle::{LeafIndex, TreeSize, leaf_hash};
 use ledger::note::NoteVerifier;
 use ledger::tile::{BundleId, parse_bundle};
@@ -1005,7 +1009,7 @@ async fn who_reads_a_document_and_what_the_trace_lists() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_evidence_bundle_gets_every_anchor_and_key_as_the_log_holds_them() {
+async fn an_evidence_bundle_carries_every_anchor_and_key_and_verifies_offline() {
     let (_dir, node, api) = start().await;
     let world = world(&api).await;
     let key_id = node_key(&api, "coop", world.token("coop", "admin")).await;
@@ -1052,20 +1056,6 @@ async fn an_evidence_bundle_gets_every_anchor_and_key_as_the_log_holds_them() {
     // Everything committed and checkpointed.
     checked_with_proofs(&api, exporter, &sha256(corrected)).await;
 
-    let (_, shipment) = get(&api, "/v1/orgs/coop/shipments/shp-1", Some(exporter)).await;
-    let shipment: api::trade::Shipment = serde_json::from_value(shipment).expect("a shipment");
-    let docs = api::documents::Documents::new(
-        node.sequencer().clone(),
-        std::sync::Arc::new(ingest::SystemClock),
-        BYTES_MAX,
-    );
-    let bundle =
-        api::documents::for_evidence(&docs, api::documents::EvidenceSubject::Shipment(&shipment))
-            .await
-            .expect("the evidence");
-    let by_id: BTreeMap<&str, &api::documents::EvidenceDocument> =
-        bundle.iter().map(|d| (d.id.as_str(), d)).collect();
-    assert_eq!(by_id.len(), 3, "the shipment's and its lot's documents");
     let files: BTreeMap<&str, &[u8]> = [
         (phyto_id.as_str(), PDF),
         (old_id.as_str(), original),
@@ -1073,65 +1063,57 @@ async fn an_evidence_bundle_gets_every_anchor_and_key_as_the_log_holds_them() {
     ]
     .into_iter()
     .collect();
-    for document in &bundle {
-        let file = files[document.id.as_str()];
-        assert_eq!(document.content_sha256, sha256(file));
-        assert_eq!(
-            docs.content(&document.content_sha256, document.size_bytes)
-                .expect("the content"),
-            file
+    let bundle = verified_export(&api, exporter).await;
+    // Four anchors: the certificate's issue and revocation, the certificate of origin's issue
+    // and its supersession by the new version. Three of them open a file (the revocation
+    // carries none of its own); all name the one key registration.
+    let anchors: Vec<(u64, DocumentAnchor)> = bundle
+        .entries
+        .iter()
+        .filter_map(|e| match Entry::decode(&e.bytes) {
+            Ok(Entry::DocumentAnchor(anchor)) => Some((e.index.0, anchor)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(anchors.len(), 4, "issue + revoke, issue + supersede");
+    let keys: Vec<_> = bundle
+        .entries
+        .iter()
+        .filter_map(|e| match Entry::decode(&e.bytes) {
+            Ok(Entry::IssuerKeyEvent(event)) => Some(event),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(keys.len(), 1);
+    assert_eq!(hex(&keys[0].key_id().0), key_id);
+    assert_eq!(bundle.documents.len(), 3, "{:?}", bundle.documents.len());
+    for document in &bundle.documents {
+        assert!(
+            files
+                .values()
+                .any(|file| *file == document.content.as_slice()),
+            "an exported file is one of those uploaded"
         );
-        assert_eq!(document.keys.len(), 1);
-        let key = &document.keys[0];
-        assert_eq!(hex(&key.key_id), key_id);
-        let registered = key.registered_leaf_index.expect("registered");
-        assert_eq!(
-            entry_from_log(&api, registered).await,
-            key.registration_entry
-        );
-        assert_eq!(key.revoked_leaf_index, None);
-        for anchor in &document.anchors {
-            let index = anchor.leaf_index.expect("a leaf index");
-            assert!(registered < index);
-            assert_eq!(entry_from_log(&api, index).await, anchor.entry);
-            let Ok(Entry::DocumentAnchor(entry)) = Entry::decode(&anchor.entry) else {
-                panic!("not an anchor");
-            };
-            // The anchor of a superseding version commits to that version's file.
-            let committed = files[anchor.document.as_str()];
-            assert_eq!(
-                entry.commitment,
-                salted_commitment(&anchor.salt, &sha256(committed))
-            );
-            assert_eq!(
-                entry.replaces.map(|r| match r {
-                    Replaces::Supersedes(i) | Replaces::Revokes(i) => i.0,
-                }),
-                anchor.replaces.map(|(_, i)| i)
-            );
-        }
+        // What the log holds at that index is what the node serves there.
+        let entry = bundle
+            .entries
+            .iter()
+            .find(|e| e.index == document.entry)
+            .expect("the anchor's entry");
+        assert_eq!(entry_from_log(&api, document.entry.0).await, entry.bytes);
     }
-    assert_eq!(
-        by_id[phyto_id.as_str()].anchors.len(),
-        2,
-        "issue and revoke"
-    );
-    assert_eq!(
-        by_id[phyto_id.as_str()].status,
-        api::documents::DocumentStatus::Revoked
-    );
-    assert_eq!(
-        by_id[old_id.as_str()].anchors.len(),
-        2,
-        "issue and supersede"
-    );
-    assert_eq!(
-        by_id[old_id.as_str()].status,
-        api::documents::DocumentStatus::Superseded
-    );
+    let revoked = anchors
+        .iter()
+        .find(|(_, a)| matches!(a.replaces, Some(Replaces::Revokes(_))))
+        .expect("the revocation");
+    let superseding = anchors
+        .iter()
+        .find(|(_, a)| matches!(a.replaces, Some(Replaces::Supersedes(_))))
+        .expect("the supersession");
+    assert!(revoked.0 > 0 && superseding.0 > 0);
 
-    // Had the rounds' answers been lost, the records would hold no leaf indexes: they are
-    // found again in the log from each entry's leaf hash.
+    // Had the rounds' answers been lost, the records would hold no leaf indexes: the anchors
+    // are found again in the log from each entry's leaf hash, and the bundle is the same.
     let storage = node.sequencer().storage();
     let mut forgotten: api::documents::DocumentRecord = serde_json::from_slice(
         &storage
@@ -1140,6 +1122,7 @@ async fn an_evidence_bundle_gets_every_anchor_and_key_as_the_log_holds_them() {
             .expect("the record"),
     )
     .expect("a record");
+    let indexes: Vec<Option<u64>> = forgotten.anchors.iter().map(|a| a.leaf_index).collect();
     for anchor in &mut forgotten.anchors {
         anchor.leaf_index = None;
     }
@@ -1151,18 +1134,66 @@ async fn an_evidence_bundle_gets_every_anchor_and_key_as_the_log_holds_them() {
         }])
         .await
         .expect("written");
-    let again =
-        api::documents::for_evidence(&docs, api::documents::EvidenceSubject::Shipment(&shipment))
-            .await
-            .expect("the evidence");
-    let found = again
-        .iter()
-        .find(|d| d.id == phyto_id)
-        .expect("the document");
-    assert_eq!(found.anchors, by_id[phyto_id.as_str()].anchors);
+    let again = verified_export(&api, exporter).await;
+    assert_eq!(again.entries, bundle.entries);
+    assert_eq!(again.documents, bundle.documents);
     let (_, shown) = get(&api, &format!("/v1/documents/{phyto_id}"), Some(exporter)).await;
-    assert_eq!(
-        shown["history"][1]["leaf_index"].as_u64(),
-        by_id[phyto_id.as_str()].anchors[1].leaf_index
+    assert_eq!(shown["history"][1]["leaf_index"].as_u64(), indexes[1]);
+}
+
+/// Exports the evidence bundle of shipment `coop/shp-1` (once every record is under a
+/// published checkpoint) and checks it with the offline verifier, under the policy the node
+/// publishes and the log key it serves.
+async fn verified_export(api: &Api, token: &str) -> EvidenceBundle {
+    let log_key = api
+        .http
+        .get(format!("{}/v1/log/key", api.base))
+        .send()
+        .await
+        .expect("the log key")
+        .text()
+        .await
+        .expect("text");
+    let mut polls = 0;
+    let text = loop {
+        let response = api
+            .http
+            .get(format!(
+                "{}/v1/orgs/coop/shipments/shp-1/evidence",
+                api.base
+            ))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("export");
+        let status = response.status();
+        let pending = response
+            .headers()
+            .get("agritrace-evidence-pending")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let text = response.text().await.expect("the bundle");
+        if status == StatusCode::OK && pending.as_deref() == Some("0") {
+            break text;
+        }
+        polls += 1;
+        assert!(
+            polls < POLLS_MAX,
+            "no complete bundle: {status} {pending:?} {text}"
+        );
+        tokio::time::sleep(POLL).await;
+    };
+    let bundle = EvidenceBundle::parse(text.as_bytes()).expect("a well-formed bundle");
+    let policy = std::str::from_utf8(&bundle.policy).expect("a policy text");
+    assert!(
+        policy.contains(log_key.trim()),
+        "the bundle's policy names the node's log key: {policy}"
     );
+    let report = verify_file(
+        text.as_bytes(),
+        &Trust::Pinned(bundle.policy.clone()),
+        &mut |_| {},
+    );
+    assert!(report.verified(), "{:?}", report.failure);
+    bundle
 }

@@ -12,6 +12,8 @@
 
 mod common;
 
+use agritrace_verify::evidence::EvidenceBundle;
+use agritrace_verify::evidence::verify::{Trust, verify_file};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -278,6 +280,20 @@ struct Verified {
 /// signatures against the device keys the bundle's KeyEvents register, event commitments, the
 /// seal by `log_key`.
 fn verify(text: &str, policy: &str, log_key: &NoteVerifier) -> Verified {
+    // The offline verifier, under the policy pinned from the node, accepts the bundle...
+    let report = verify_file(
+        text.as_bytes(),
+        &Trust::Pinned(policy.as_bytes().to_vec()),
+        &mut |_| {},
+    );
+    assert!(report.verified(), "{:?}", report.failure);
+    assert_eq!(
+        EvidenceBundle::parse(text.as_bytes())
+            .expect("parses")
+            .to_text(),
+        text
+    );
+    // ...and this test's own reading of the format checks every proof again.
     let bundle = parse(text);
     assert_eq!(String::from_utf8_lossy(&bundle.policy), policy);
     let policy = Policy::parse(&bundle.policy).expect("the policy parses");

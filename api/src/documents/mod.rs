@@ -3,7 +3,7 @@
 //! content and anchored on it as `DocumentAnchor` entries once their issuer signs, their
 //! append-only lifecycle (revoke, supersede), who may read them ([`may_read`]), the customs
 //! check by content, the consumer's view of a lot's certificates, and what the trace and an
-//! evidence bundle take from them ([`for_evidence`]).
+//! evidence bundle take from them ([`for_bundle`]).
 //!
 //! | route | action | answers |
 //! |---|---|---|
@@ -52,10 +52,7 @@ use axum::http::HeaderValue;
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 
-pub use evidence::{
-    EvidenceAnchor, EvidenceDocument, EvidenceKey, EvidenceSubject, documents_for_trace,
-    for_evidence, may_read,
-};
+pub use evidence::{documents_for_trace, for_bundle, may_read};
 pub use keys::{Custody, IssuerKeyRecord, LogEventRef};
 pub use store::Documents;
 
