@@ -263,6 +263,20 @@ pub fn routes() -> Router<AppState> {
             "/v1/orgs/{org}/lots/{gtin}/{lot}/evidence",
             get(lot_evidence),
         )
+        .route("/v1/log/policy", get(policy))
+}
+
+/// `GET /v1/log/policy`: the trust policy evidence bundles are exported under (C2SP
+/// tlog-policy: the log key, the witnesses, the quorum), public, so that whoever checks a
+/// bundle can compare it with the policy the agencies publish and pin it
+/// (`agritrace-verify evidence --policy`).
+async fn policy(State(state): State<AppState>) -> Response {
+    let mut response = Response::new(Body::from(state.evidence.policy_text().to_owned()));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
 }
 
 #[derive(Debug, Deserialize)]

@@ -25,6 +25,7 @@
 //! | `/v1/orgs/{org}/lots[/{gtin}/{lot}]`, `/v1/orgs/{org}/shipments[/{id}[/departure\|/arrival]]`, `/v1/shipments` | lots and shipments: see [`crate::trade`] |
 //! | `/v1/orgs/{org}/issuer-keys[/{key_id}/revoke]`, `/v1/issuer-keys/{key_id}`, `/v1/documents[/{id}[/content\|/signature\|/revoke\|/supersede]]`, `/v1/verify/document`, `/v1/public/lots/{gtin}/{lot}/certificates` | issuer keys, trade documents, the customs check: see [`crate::documents`] |
 //! | `/v1/orgs/{org}/shipments/{id}/evidence`, `/v1/orgs/{org}/lots/{gtin}/{lot}/evidence` (`?since=`) | sealed evidence bundles for offline verification: see [`crate::evidence`] |
+//! | `/v1/log/policy` | the trust policy evidence bundles are exported under (C2SP tlog-policy), public |
 //! | `GET /openapi.json` | the OpenAPI 3.1 description of every route: see [`crate::openapi`] |
 //!
 //! The reading routes answer 404 for a reading that is not committed and 503 with

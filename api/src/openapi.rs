@@ -704,6 +704,8 @@ fn node_ops() -> Vec<Op> {
             .answer(200, "Prometheus text exposition format 0.0.4.", &[("text/plain", text("Metrics."))]),
         op("get", "/v1/log/key", "logKey", "log", Access::Public, "The log's verifier key")
             .answer(200, "`name+hash+base64` (C2SP signed-note verifier key).", &[("text/plain", text("Verifier key."))]),
+        op("get", "/v1/log/policy", "logPolicy", "log", Access::Public, "The trust policy of evidence bundles")
+            .answer(200, "C2SP tlog-policy text: the log key, the witnesses and the quorum a checkpoint must meet to go into an evidence bundle (pin it with `agritrace-verify evidence --policy`).", &[("text/plain", text("Policy."))]),
         op("get", "/log/checkpoint", "logCheckpoint", "log", Access::Public, "The latest checkpoint (C2SP tlog-checkpoint, signed note)")
             .answer(200, "The signed checkpoint.", &[("text/plain", text("Signed note."))])
             .errors(&[404]),

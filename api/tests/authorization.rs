@@ -62,6 +62,7 @@ fn rows(ids: &Ids) -> Vec<Row> {
         ("GET", s("/metrics"), None, "A AAAAAAA AAAA"),
         ("GET", s("/openapi.json"), None, "A AAAAAAA AAAA"),
         ("GET", s("/v1/log/key"), None, "A AAAAAAA AAAA"),
+        ("GET", s("/v1/log/policy"), None, "A AAAAAAA AAAA"),
         ("GET", s("/log/checkpoint"), None, "A AAAAAAA AAAA"),
         (
             "GET",

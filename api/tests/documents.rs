@@ -1184,14 +1184,24 @@ async fn verified_export(api: &Api, token: &str) -> EvidenceBundle {
         tokio::time::sleep(POLL).await;
     };
     let bundle = EvidenceBundle::parse(text.as_bytes()).expect("a well-formed bundle");
-    let policy = std::str::from_utf8(&bundle.policy).expect("a policy text");
+    // The policy the node publishes is the bundle's, and it names the node's log key.
+    let published = api
+        .http
+        .get(format!("{}/v1/log/policy", api.base))
+        .send()
+        .await
+        .expect("the policy")
+        .text()
+        .await
+        .expect("text");
+    assert_eq!(published.as_bytes(), bundle.policy.as_slice());
     assert!(
-        policy.contains(log_key.trim()),
-        "the bundle's policy names the node's log key: {policy}"
+        published.contains(log_key.trim()),
+        "the policy names the node's log key: {published}"
     );
     let report = verify_file(
         text.as_bytes(),
-        &Trust::Pinned(bundle.policy.clone()),
+        &Trust::Pinned(published.into_bytes()),
         &mut |_| {},
     );
     assert!(report.verified(), "{:?}", report.failure);

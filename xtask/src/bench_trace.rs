@@ -167,16 +167,29 @@ impl Client {
         body: Option<&Value>,
     ) -> Result<Answer> {
         let body = body.map(Value::to_string).unwrap_or_default();
+        self.call_with(method, path, token, "application/json", body.as_bytes())
+    }
+
+    /// Sends one request with a body of any media type and reads the whole answer.
+    pub(crate) fn call_with(
+        &mut self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        content_type: &str,
+        body: &[u8],
+    ) -> Result<Answer> {
         let auth = token.map_or_else(String::new, |t| format!("Authorization: Bearer {t}\r\n"));
-        let request = format!(
+        let head = format!(
             "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n{auth}\
-             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+             Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
             self.port,
             body.len()
         );
-        self.reader
-            .get_mut()
-            .write_all(request.as_bytes())
+        let stream = self.reader.get_mut();
+        stream
+            .write_all(head.as_bytes())
+            .and_then(|()| stream.write_all(body))
             .with_context(|| format!("while sending {method} {path}"))?;
         self.read_answer()
             .with_context(|| format!("while reading the answer to {method} {path}"))

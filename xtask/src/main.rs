@@ -320,21 +320,25 @@ fn fuzz(runs: u32, seconds: u32) -> Result<()> {
         bail!("no fuzz targets found under fuzz/fuzz_targets");
     }
     for target in targets {
-        run(
-            &format!("fuzzing {target}: {runs} runs"),
-            Command::new("rustup").args([
-                "run",
-                "nightly",
-                "cargo",
-                "fuzz",
-                "run",
-                &target,
-                "--",
-                &format!("-runs={runs}"),
-                &format!("-max_total_time={seconds}"),
-                "-max_len=70000",
-            ]),
-        )?;
+        let mut command = Command::new("rustup");
+        command.args(["run", "nightly", "cargo", "fuzz", "run", &target]);
+        // Committed seeds (`fuzz/seeds/<target>/`: valid inputs a mutator would take long to
+        // find, such as a whole evidence bundle) are read beside the working corpus, which
+        // `cargo fuzz` keeps in `fuzz/corpus/<target>/` and which stays uncommitted.
+        let seeds = root().join("fuzz").join("seeds").join(&target);
+        if seeds.is_dir() {
+            let corpus = root().join("fuzz").join("corpus").join(&target);
+            std::fs::create_dir_all(&corpus)
+                .with_context(|| format!("while creating {}", corpus.display()))?;
+            command.arg(corpus).arg(seeds);
+        }
+        command.args([
+            "--",
+            &format!("-runs={runs}"),
+            &format!("-max_total_time={seconds}"),
+            "-max_len=70000",
+        ]);
+        run(&format!("fuzzing {target}: {runs} runs"), &mut command)?;
     }
     Ok(())
 }
