@@ -357,7 +357,12 @@ fn bench() -> Result<()> {
     install_debian_packages()?;
     bench_node::bench_node()?;
     bench_resolver::bench_resolver()?;
-    bench_trace::bench_trace(&[])
+    bench_trace::bench_trace(&[])?;
+    run(
+        "offline verification of an evidence bundle",
+        cargo().args(["bench", "-p", "agritrace-verify", "--bench", "evidence"]),
+    )?;
+    bench_evidence::bench_evidence(&[])
 }
 
 fn devices(args: &[String]) -> Result<()> {
