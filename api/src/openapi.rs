@@ -1619,7 +1619,7 @@ fn document_ops() -> Vec<Op> {
             .errors(&[404]),
         op("get", "/v1/documents/{id}/content", "getDocumentContent", "documents", Access::Token, "The document's file")
             .describe(read).params(&["documentId"])
-            .answer(200, "The file, in its media type.", &[("application/octet-stream", json!({ "type": "string" }))])
+            .answer(200, "The file, served in the media type it was uploaded with.", &[("*/*", json!({ "type": "string", "contentEncoding": "binary" }))])
             .errors(&[404]),
         op("post", "/v1/documents/{id}/signature", "signDocument", "documents", Access::Token, "Sign the pending anchor as the issuer (`SignDocuments`)")
             .params(&["documentId"])
