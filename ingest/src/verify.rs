@@ -93,46 +93,6 @@ pub struct VerifyStats {
     pub fallbacks: u64,
 }
 
-/// The 8-torsion points' encodings (canonical, plus the ones with the sign bit on `x = 0`).
-/// `verify_strict` refuses an `R` among them; batch verification would not.
-const SMALL_ORDER_ENCODINGS: [[u8; 32]; 10] = {
-    const fn hex(text: &[u8; 64]) -> [u8; 32] {
-        let mut out = [0u8; 32];
-        let mut i = 0;
-        while i < 32 {
-            out[i] = (nibble(text[2 * i]) << 4) | nibble(text[2 * i + 1]);
-            i += 1;
-        }
-        out
-    }
-    const fn nibble(c: u8) -> u8 {
-        match c {
-            b'0'..=b'9' => c - b'0',
-            _ => c - b'a' + 10,
-        }
-    }
-    [
-        hex(b"0100000000000000000000000000000000000000000000000000000000000000"),
-        hex(b"0100000000000000000000000000000000000000000000000000000000000080"),
-        hex(b"ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"),
-        hex(b"ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff"),
-        hex(b"0000000000000000000000000000000000000000000000000000000000000000"),
-        hex(b"0000000000000000000000000000000000000000000000000000000000000080"),
-        hex(b"c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a"),
-        hex(b"c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa"),
-        hex(b"26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05"),
-        hex(b"26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85"),
-    ]
-};
-
-/// Whether `R` is canonically encoded (`y < p = 2^255 - 19`) and not of small order: the
-/// checks `verify_strict` makes on `R` that batch verification does not.
-fn r_is_strict(signature: &Signature) -> bool {
-    let r = signature.r_bytes();
-    let y_at_least_p = r[0] >= 0xed && r[1..31].iter().all(|b| *b == 0xff) && r[31] & 0x7f == 0x7f;
-    !y_at_least_p && !SMALL_ORDER_ENCODINGS.contains(r)
-}
-
 /// Verifies `items` (signature over the signed message, key): one batch when possible, then
 /// one by one if the batch fails. Returns whether each verified.
 fn verify_signatures(
@@ -141,7 +101,7 @@ fn verify_signatures(
 ) -> Vec<bool> {
     let mut ok: Vec<Option<bool>> = vec![None; items.len()];
     let batchable: Vec<usize> = (0..items.len())
-        .filter(|&i| r_is_strict(items[i].0.signature()))
+        .filter(|&i| protocol::r_is_strict(items[i].0.signature()))
         .collect();
     if !batchable.is_empty() {
         let mut buffers = vec![[0u8; SIGNED_MESSAGE_BYTES_MAX]; batchable.len()];

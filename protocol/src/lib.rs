@@ -26,8 +26,8 @@ pub use ack::{Ack, AckBuilder, AckError, SeqRange};
 pub use device::{DeviceId, DeviceIdError};
 pub use reading::{DoorState, GeoPosition, KeyEpoch, Reading, SequenceNumber};
 pub use signed::{
-    DecodeError, EncodeError, SIGNING_DOMAIN, SignedReading, VerifyError, WIRE_VERSION,
-    encode_signed_reading, verify_signed_reading,
+    DecodeError, EncodeError, SIGNING_DOMAIN, SMALL_ORDER_ENCODINGS, SignedReading, VerifyError,
+    WIRE_VERSION, encode_signed_reading, r_is_strict, verify_signed_reading,
 };
 pub use uplink::{Uplink, UplinkError, UplinkKind, UplinkReadings, UplinkWriter};
 

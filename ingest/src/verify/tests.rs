@@ -196,21 +196,21 @@ fn quarantined_bytes_are_cut_at_the_limit_with_the_length_kept() {
 
 #[test]
 fn every_listed_small_order_encoding_is_a_weak_point_and_others_pass() {
-    for encoding in SMALL_ORDER_ENCODINGS {
+    for encoding in protocol::SMALL_ORDER_ENCODINGS {
         let point = VerifyingKey::from_bytes(&encoding).expect("decompresses");
         assert!(point.is_weak(), "{encoding:02x?}");
         let mut signature = [0u8; 64];
         signature[..32].copy_from_slice(&encoding);
-        assert!(!r_is_strict(&Signature::from_bytes(&signature)));
+        assert!(!protocol::r_is_strict(&Signature::from_bytes(&signature)));
     }
     // y = p (non-canonical zero) and a genuine signature's R.
     let mut y_is_p = [0xffu8; 64];
     y_is_p[0] = 0xed;
     y_is_p[31] = 0x7f;
-    assert!(!r_is_strict(&Signature::from_bytes(&y_is_p)));
+    assert!(!protocol::r_is_strict(&Signature::from_bytes(&y_is_p)));
     let genuine = SignedReading::decode(&good(1, 1))
         .expect("decode")
         .signature()
         .to_bytes();
-    assert!(r_is_strict(&Signature::from_bytes(&genuine)));
+    assert!(protocol::r_is_strict(&Signature::from_bytes(&genuine)));
 }

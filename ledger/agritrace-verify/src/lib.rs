@@ -10,6 +10,7 @@
 //! build never pulls the node's dependencies.
 
 pub mod evidence;
+mod lines;
 pub mod reading_proof;
 pub mod steps;
 

@@ -38,6 +38,7 @@
 //! device and sequence number so that a file says what it is about before anything is
 //! decoded; the verifier checks that the signed reading says the same.
 
+use crate::lines::{Lines, MissingLine};
 use std::fmt::Write as _;
 
 use base64::Engine as _;
@@ -133,41 +134,12 @@ pub enum ReadingProofError {
     },
 }
 
-/// The labelled lines, one at a time, with their line numbers.
-struct Lines<'a> {
-    rest: &'a str,
-    /// Number of the line `next` returns.
-    number: usize,
-}
-
-impl<'a> Lines<'a> {
-    /// The next newline-terminated line (without its newline), or `None` at the end.
-    fn next(&mut self) -> Option<&'a str> {
-        let (line, tail) = self.rest.split_once('\n')?;
-        self.rest = tail;
-        self.number += 1;
-        Some(line)
-    }
-
-    /// Whether the next line carries `label`.
-    fn peek_is(&self, label: &str) -> bool {
-        self.rest
-            .strip_prefix(label)
-            .is_some_and(|after| after.starts_with(' '))
-    }
-
-    /// The value of the next line, which must be `<label> <value>`.
-    fn labelled(&mut self, label: &'static str) -> Result<(usize, &'a str), ReadingProofError> {
-        let missing = ReadingProofError::Missing {
-            line: self.number + 1,
-            label,
-        };
-        let line = self.next().ok_or_else(|| missing.clone())?;
-        let value = line
-            .strip_prefix(label)
-            .and_then(|after| after.strip_prefix(' '))
-            .ok_or(missing)?;
-        Ok((self.number, value))
+impl From<MissingLine> for ReadingProofError {
+    fn from(missing: MissingLine) -> Self {
+        Self::Missing {
+            line: missing.line,
+            label: missing.label,
+        }
     }
 }
 
@@ -211,10 +183,7 @@ impl ReadingProof {
             return Err(ReadingProofError::Text);
         }
         let text = std::str::from_utf8(bytes).map_err(|_| ReadingProofError::Text)?;
-        let mut lines = Lines {
-            rest: text,
-            number: 0,
-        };
+        let mut lines = Lines::new(text);
         if lines.next() != Some(READING_PROOF_HEADER) {
             return Err(ReadingProofError::Header);
         }

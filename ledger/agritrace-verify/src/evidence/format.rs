@@ -57,6 +57,7 @@
 //! number or media type that is not UTF-8 (at most 256 bytes each), an event of more than
 //! [`EVENT_JSON_BYTES_MAX`] bytes; anything after the seal line.
 
+use crate::lines::{Lines, MissingLine};
 use std::fmt::Write as _;
 
 use base64::Engine as _;
@@ -396,38 +397,12 @@ pub struct BundleLines {
     pub seal: usize,
 }
 
-/// The labelled lines, one at a time, with their line numbers.
-struct Lines<'a> {
-    rest: &'a str,
-    /// Number of the line `next` returned last.
-    number: usize,
-}
-
-impl<'a> Lines<'a> {
-    fn next(&mut self) -> Option<&'a str> {
-        let (line, tail) = self.rest.split_once('\n')?;
-        self.rest = tail;
-        self.number += 1;
-        Some(line)
-    }
-
-    fn peek_is(&self, label: &str) -> bool {
-        self.rest
-            .strip_prefix(label)
-            .is_some_and(|after| after.starts_with(' '))
-    }
-
-    /// The value of the next line, which must be `<label> <value>`.
-    fn labelled(&mut self, label: &'static str) -> Result<(usize, &'a str), EvidenceBundleError> {
-        let missing = EvidenceBundleError::Missing {
-            line: self.number + 1,
-            label,
-        };
-        if !self.peek_is(label) {
-            return Err(missing);
+impl From<MissingLine> for EvidenceBundleError {
+    fn from(missing: MissingLine) -> Self {
+        Self::Missing {
+            line: missing.line,
+            label: missing.label,
         }
-        let line = self.next().ok_or(missing)?;
-        Ok((self.number, &line[label.len() + 1..]))
     }
 }
 
@@ -583,10 +558,7 @@ impl EvidenceBundle {
             return Err(EvidenceBundleError::Text);
         }
         let text = std::str::from_utf8(bytes).map_err(|_| EvidenceBundleError::Text)?;
-        let mut lines = Lines {
-            rest: text,
-            number: 0,
-        };
+        let mut lines = Lines::new(text);
         if lines.next() != Some(EVIDENCE_BUNDLE_HEADER) {
             return Err(EvidenceBundleError::Header);
         }

@@ -649,49 +649,12 @@ fn hex(bytes: &[u8]) -> String {
         })
 }
 
-/// The encodings of the points of small order (and their non-canonical twins): an `R` among
-/// them is refused by `verify_strict`, which batch verification does not check.
-const SMALL_ORDER_ENCODINGS: [[u8; 32]; 10] = {
-    const fn hex32(text: &[u8; 64]) -> [u8; 32] {
-        let mut out = [0u8; 32];
-        let mut i = 0;
-        while i < 32 {
-            out[i] = (nibble(text[2 * i]) << 4) | nibble(text[2 * i + 1]);
-            i += 1;
-        }
-        out
-    }
-    const fn nibble(c: u8) -> u8 {
-        match c {
-            b'0'..=b'9' => c - b'0',
-            _ => c - b'a' + 10,
-        }
-    }
-    [
-        hex32(b"0100000000000000000000000000000000000000000000000000000000000000"),
-        hex32(b"0100000000000000000000000000000000000000000000000000000000000080"),
-        hex32(b"ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"),
-        hex32(b"ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff"),
-        hex32(b"0000000000000000000000000000000000000000000000000000000000000000"),
-        hex32(b"0000000000000000000000000000000000000000000000000000000000000080"),
-        hex32(b"c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a"),
-        hex32(b"c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa"),
-        hex32(b"26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05"),
-        hex32(b"26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85"),
-    ]
-};
-
-/// Whether `R` is canonical (`y < 2^255 - 19`) and not of small order, as `verify_strict`
-/// requires and `verify_batch` does not check.
-fn r_is_strict(signature: &Signature) -> bool {
-    let r = signature.r_bytes();
-    let y_at_least_p = r[0] >= 0xed && r[1..31].iter().all(|b| *b == 0xff) && r[31] & 0x7f == 0x7f;
-    !y_at_least_p && !SMALL_ORDER_ENCODINGS.contains(r)
-}
-
 /// Verifies one chunk; returns the position (in the chunk) of the first bad signature.
 fn first_bad_signature(chunk: &[PendingSignature<'_>]) -> Option<usize> {
-    if chunk.iter().all(|p| r_is_strict(p.signed.signature())) {
+    if chunk
+        .iter()
+        .all(|p| protocol::r_is_strict(p.signed.signature()))
+    {
         let mut buffers = vec![[0u8; SIGNED_MESSAGE_BYTES_MAX]; chunk.len()];
         let mut messages: Vec<&[u8]> = Vec::with_capacity(chunk.len());
         for (buffer, pending) in buffers.iter_mut().zip(chunk) {
