@@ -13,7 +13,11 @@ fuzz_target!(|data: &[u8]| {
     let Ok(bundle) = EvidenceBundle::parse(data) else {
         return;
     };
-    assert_eq!(bundle.to_text().as_bytes(), data, "evidence bundle round trip");
+    assert_eq!(
+        bundle.to_text().as_bytes(),
+        data,
+        "evidence bundle round trip"
+    );
     let report = verify_bundle(&bundle, &Trust::BundlePolicy, &mut |_| {});
     for lang in [Lang::En, Lang::Zh] {
         let _text = render_text(&report, lang);
