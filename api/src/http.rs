@@ -25,6 +25,7 @@
 //! | `/v1/orgs/{org}/lots[/{gtin}/{lot}]`, `/v1/orgs/{org}/shipments[/{id}[/departure\|/arrival]]`, `/v1/shipments` | lots and shipments: see [`crate::trade`] |
 //! | `/v1/orgs/{org}/issuer-keys[/{key_id}/revoke]`, `/v1/issuer-keys/{key_id}`, `/v1/documents[/{id}[/content\|/signature\|/revoke\|/supersede]]`, `/v1/verify/document`, `/v1/public/lots/{gtin}/{lot}/certificates` | issuer keys, trade documents, the customs check: see [`crate::documents`] |
 //! | `/v1/orgs/{org}/shipments/{id}/evidence`, `/v1/orgs/{org}/lots/{gtin}/{lot}/evidence` (`?since=`) | sealed evidence bundles for offline verification: see [`crate::evidence`] |
+//! | `/01/...` with `Accept: text/html`, `/v1/public/lots/{gtin}/{lot}/journey`, `/pages/verify.js` | the consumer page, its public data and script: see [`crate::pages`] |
 //! | `/v1/log/policy` | the trust policy evidence bundles are exported under (C2SP tlog-policy), public |
 //! | `GET /openapi.json` | the OpenAPI 3.1 description of every route: see [`crate::openapi`] |
 //!
@@ -127,6 +128,7 @@ pub fn router(state: AppState, body_bytes_max: usize) -> Router {
         .merge(crate::trade::routes())
         .merge(crate::documents::routes())
         .merge(crate::evidence::routes())
+        .merge(crate::pages::routes())
         .merge(crate::openapi::routes())
         .layer(DefaultBodyLimit::max(body_bytes_max))
         .with_state(state)

@@ -23,6 +23,8 @@
 //!   as `DocumentAnchor` entries (sign, revoke, supersede), and the customs check by content.
 //! - [`evidence`]: evidence bundles of a shipment or a lot, sealed by the log key, for
 //!   `agritrace-verify`.
+//! - [`pages`]: the consumer's page a QR code opens (server-rendered HTML, a proof checked in
+//!   the browser) and the public journey of a lot it is drawn from.
 //! - [`openapi`]: the OpenAPI 3.1 description of every route, served at `/openapi.json`.
 //! - [`partners`], [`devices`], [`trade`] (with [`paging`]): partner sharing, an organisation's
 //!   devices (key events on the log), lots and shipments, read through `access::visibility`.
@@ -43,6 +45,7 @@ pub mod master;
 pub mod metrics;
 pub mod node;
 pub mod openapi;
+pub mod pages;
 pub mod paging;
 pub mod partners;
 pub mod provenance;

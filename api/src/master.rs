@@ -299,6 +299,16 @@ impl<S: IngestStorage> MasterData<S> {
             .map_err(|e| ApiError::Internal(format!("{e:#?}")))
     }
 
+    /// A plot of `org` by its id (for the public journey of a lot harvested on it).
+    ///
+    /// # Errors
+    /// [`ApiError::Internal`] if storage fails or the record does not decode.
+    pub fn plot(&self, org: &OrgId, id: &OrgId) -> Result<Option<Plot>, ApiError> {
+        self.get(PLOTS, &key(org, id.as_str()))?
+            .map(|v| serde_json::from_value(v).map_err(|e| ApiError::Internal(e.to_string())))
+            .transpose()
+    }
+
     fn get(&self, table: &str, key: &[u8]) -> Result<Option<Value>, ApiError> {
         self.storage
             .read(table, key)

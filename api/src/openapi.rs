@@ -1247,9 +1247,9 @@ fn resolver_ops() -> Vec<Op> {
     for (path, params, suffix) in link_forms("", false) {
         ops.push(
             op("get", &path, format!("resolve{suffix}"), "resolver", Access::Public, "Resolve a GS1 Digital Link (also HEAD)")
-                .describe("307 to the default link with `Link: <…>; rel=\"linkset\"`; `?linkType=linkset` or `all` (or `Accept: application/linkset+json`): the RFC 9264 linkset; `?linkType=gs1:{term}`: 307 to that link.")
+                .describe("307 to the default link with `Link: <…>; rel=\"linkset\"`; `?linkType=linkset` or `all` (or `Accept: application/linkset+json`): the RFC 9264 linkset; `?linkType=gs1:{term}`: 307 to that link. A browser (`Accept` naming `text/html`, no `linkType`) asking for a lot gets 200, the consumer page (HTML, Chinese or English by `?lang=zh|en` else `Accept-Language`); every other client the 307.")
                 .params(&params).params(&["linkType"])
-                .answer(200, "The linkset.", &[("application/linkset+json", schema_ref("Linkset"))])
+                .answer(200, "The linkset, or the consumer page for a browser.", &[("application/linkset+json", schema_ref("Linkset")), ("text/html", json!({ "type": "string" }))])
                 .answer(307, "To the default (or asked-for) link.", &[])
                 .header(307, "Location", "The link.")
                 .errors(&[400, 404]),
@@ -1648,6 +1648,58 @@ fn document_ops() -> Vec<Op> {
     ]
 }
 
+/// The public data of the consumer page and its script ([`crate::pages`]).
+fn pages_ops() -> Vec<Op> {
+    let centi = |d: &str| json!({ "type": "integer", "description": d });
+    let journey = open(
+        &[
+            "gtin",
+            "lot",
+            "harvest_date",
+            "events",
+            "custody",
+            "checkpoints",
+            "log_key",
+        ],
+        json!({
+            "gtin": string("GTIN-14."), "lot": string("Lot."),
+            "harvest_date": string("Harvest date, YYYY-MM-DD."),
+            "product": nullable(&json!({ "type": "object", "description": "Names (`en`, `zh`) and storage band (hundredths of °C)." })),
+            "plot": nullable(&json!({ "type": "object", "description": "The plot of origin: name, country, area (ha), GeoJSON geometry (WGS84)." })),
+            "events": { "type": "array", "items": open(&["type", "event_time"], json!({
+                "type": string("EPCIS event type."), "action": nullable(&string("ADD, OBSERVE or DELETE.")),
+                "biz_step": nullable(&string("CBV business step, last segment.")),
+                "event_time": string("eventTime."), "location": nullable(&string("bizLocation, else readPoint.")),
+                "log_index": nullable(&int("Leaf index of its TraceEvent entry.")),
+                "proof": nullable(&json!({ "type": "object", "description": "RFC 9162 inclusion proof: entry_leaf_hash, leaf_index, tree_size, path (hex)." })),
+            })) },
+            "custody": { "type": "array", "items": open(&["from_ms", "to_ms", "arrived", "points"], json!({
+                "from_location": string("Departure place."), "to_location": nullable(&string("Arrival place.")),
+                "from_ms": int("Departure (Unix ms)."), "to_ms": int("Arrival, or now (Unix ms)."),
+                "arrived": { "type": "boolean" },
+                "band_centi_c": nullable(&json!({ "type": "array", "items": centi("°C × 100") })),
+                "readings": int("Readings in the window."),
+                "min_centi_c": nullable(&centi("Lowest.")), "max_centi_c": nullable(&centi("Highest.")),
+                "outside_ms": int("Time outside the band."),
+                "excursions": { "type": "array", "items": { "type": "object" } },
+                "points": { "type": "array", "description": "At most 400 `[time_ms, centi_c]` pairs for the chart.", "items": { "type": "array", "items": { "type": "integer" } } },
+            })) },
+            "checkpoints": { "type": "array", "items": { "type": "object", "description": "`tree_size` and the signed checkpoint note." } },
+            "log_key": string("The log's verifier key (`name+hash+base64`)."),
+            "truncated": { "type": "boolean" },
+        }),
+    );
+    vec![
+        op("get", "/v1/public/lots/{gtin}/{lot}/journey", "getLotJourney", "pages", Access::Public, "A lot's public journey, as the consumer page draws it")
+            .describe("The lot's trace over its owner's records only (never a partner's or another organisation's): product names and band, plot, each event's type, step, time, place and inclusion proof (no quantities, ILMD, transactions or salts), each shipment's places, times and cold chain; the checkpoints the proofs verify against and the log key.")
+            .params(&["gtin", "lot"])
+            .ok(200, "The journey.", journey)
+            .errors(&[400, 404]),
+        op("get", "/pages/verify.js", "getPageScript", "pages", Access::Public, "The consumer page's script: checks a proof in the browser with WebCrypto")
+            .answer(200, "The script.", &[("text/javascript", json!({ "type": "string" }))]),
+    ]
+}
+
 /// The OpenAPI 3.1 document.
 #[must_use]
 pub fn document() -> Value {
@@ -1664,6 +1716,7 @@ pub fn document() -> Value {
         trace_ops(),
         document_ops(),
         evidence_ops(),
+        pages_ops(),
     ];
     for op in all.into_iter().flatten() {
         let (path, method, mut value) = op.finish();
@@ -1690,6 +1743,7 @@ pub fn document() -> Value {
         "servers": [{ "url": "/" }],
         "tags": [
             { "name": "node", "description": "Health, metrics, this document." },
+            { "name": "pages", "description": "The consumer page's public data and script." },
             { "name": "log", "description": "The verifiable log (C2SP tlog-tiles)." },
             { "name": "readings", "description": "Where a device reading is anchored, with proofs." },
             { "name": "accounts", "description": "Organisations, members, tokens." },

@@ -252,7 +252,7 @@ fn now_ms(state: &AppState) -> u64 {
 /// Log index and inclusion proof of every event of a trace, with the checkpoints they verify
 /// against: the entries located in one pass ([`crate::epcis::EventStore::proofs`]), the
 /// inclusion proofs computed in one blocking task.
-async fn attach_proofs(
+pub(crate) async fn attach_proofs(
     state: &AppState,
     events: &mut [Value],
     read: &HashMap<String, Arc<StoredEvent>>,

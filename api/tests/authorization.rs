@@ -454,6 +454,14 @@ fn rows(ids: &Ids) -> Vec<Row> {
             None,
             "A AAAAAAA AAAA",
         ),
+        // The consumer page's data: public, the lot owner's records only.
+        (
+            "GET",
+            format!("/v1/public/lots/{MANGO}/MH-1/journey"),
+            None,
+            "A AAAAAAA AAAA",
+        ),
+        ("GET", s("/pages/verify.js"), None, "A AAAAAAA AAAA"),
     ]
 }
 

@@ -3,13 +3,15 @@
 //! * `test`  — the one command that checks everything: installs what the tests need when it is
 //!   missing (Mosquitto, qemu-system-arm, the Cortex-M targets, a nightly toolchain and
 //!   cargo-fuzz for the fuzzers, Go for the interop test, `openapi-spec-validator` for the
-//!   API description), then runs formatting, clippy, every
-//!   test of the workspace, the Cortex-M builds (the QEMU run is one of the tests), and every
+//!   API description, Debian's Chromium and npm for the browser tests), then runs formatting,
+//!   clippy, every test of the workspace, the browser tests ([`browser`]), the Cortex-M builds (the QEMU run is one of the tests), and every
 //!   fuzz target for a bounded time. CI runs exactly this.
 //! * `devices` — runs simulated devices against a local Mosquitto (installing it if missing).
+//! * `test-browser` — only the browser tests: a seeded node and its pages in Chromium.
 //! * `demo` — builds and starts the node (`agritrace serve`, in-process broker) on a data
-//!   directory under `target/demo`, registers 30 simulated devices and streams their readings,
-//!   printing where to look, until Ctrl-C.
+//!   directory under `target/demo`, seeds a demo lot (the browser tests' seed), registers 30
+//!   simulated devices and streams their readings, printing where to look (the lot's consumer
+//!   page among them), until Ctrl-C.
 //! * `bench` — runs the benchmarks whose figures BENCHMARKS.md records.
 //! * `bench-node` — the node's readings through Mosquitto to the log: throughput and latency
 //!   beside a broker-only baseline and the verification ceiling ([`bench_node`]).
@@ -25,6 +27,7 @@ mod bench_evidence;
 mod bench_node;
 mod bench_resolver;
 mod bench_trace;
+mod browser;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -50,6 +53,7 @@ fn main() -> ExitCode {
         Some("test") => test(),
         Some("devices") => devices(&args[1..]),
         Some("demo") => demo(),
+        Some("test-browser") => browser::test_browser(false),
         Some("bench") => bench(),
         Some("bench-node") => bench_node::bench_node(),
         Some("bench-resolver") => bench_resolver::bench_resolver(),
@@ -71,6 +75,7 @@ fn main() -> ExitCode {
                  tasks:\n  \
                  test              install what the tests need, then run every check CI runs\n  \
                  devices [ARGS..]  run simulated devices against a local Mosquitto (ARGS go to agritrace-device)\n  \
+                 test-browser      the pages in Debian's Chromium (playwright-core) against a seeded node\n  \
                  demo              run the node with 30 simulated devices streaming; prints where to look\n  \
                  bench             run the benchmarks recorded in BENCHMARKS.md\n  \
                  bench-node        the node through Mosquitto: readings/s and latency beside a broker baseline\n  \
@@ -155,6 +160,8 @@ fn test() -> Result<()> {
         "tests of the whole workspace",
         cargo().args(["test", "--workspace"]),
     )?;
+    // The pages in a real browser, on the binaries built above.
+    browser::test_browser(true)?;
     run(
         "no_std crates for a Cortex-M4F (thumbv7em-none-eabihf)",
         cargo().args([
@@ -476,8 +483,17 @@ impl Drop for Child {
 
 fn demo() -> Result<()> {
     run(
-        "building agritrace and agritrace-verify (release)",
-        cargo().args(["build", "--release", "-p", "api", "-p", "agritrace-verify"]),
+        "building agritrace, agritrace-verify and agritrace-load (release)",
+        cargo().args([
+            "build",
+            "--release",
+            "-p",
+            "api",
+            "-p",
+            "agritrace-verify",
+            "-p",
+            "agritrace-load",
+        ]),
     )?;
     // Its own command: `required-features` of a binary are only met by the package's own
     // `--features`.
@@ -543,10 +559,28 @@ fn demo() -> Result<()> {
             .args(["--http-listen", &http, "--data-dir"])
             .arg(&data),
     )?;
+    // A demo lot with its journey, logger readings and a certificate, for the consumer page.
+    // The demo goes on without it if seeding fails (the devices still stream); it says why.
+    let seeded = browser::seeded_already(http_port)
+        || browser::seed(
+            &bin,
+            &demo.join("seed"),
+            node.0.id(),
+            http_port,
+            broker_port,
+        )
+        .map_err(|e| eprintln!("xtask: the demo lot was not seeded: {e:#}"))
+        .is_ok();
+    let page = if seeded {
+        format!("http://{http}{}", browser::lot_path())
+    } else {
+        "(not seeded, see above)".to_owned()
+    };
     let anchor = format!("http://{http}/v1/devices/{DEMO_FIRST_DEVICE}/readings/0");
     let device_key = demo_device_key(&keys.join("manifest.json"), DEMO_FIRST_DEVICE)?;
     eprintln!(
         "\n==> the node runs; look at:\n  \
+         a lot's consumer page (open it in a browser): {page}\n  \
          metrics:             curl http://{http}/metrics\n  \
          latest checkpoint:   curl http://{http}/log/checkpoint\n  \
          a reading's anchor:  curl {anchor}/anchor\n  \

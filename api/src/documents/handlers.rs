@@ -1215,7 +1215,32 @@ pub(super) async fn certificates(
     require(&caller, Action::ReadPublic, None)?;
     let gtin: Gtin = gtin.parse().map_err(|e| bad(format!("gtin: {e}")))?;
     let lot = gs1::Lot::new(&lot).map_err(|e| bad(format!("lot: {e}")))?;
-    let lot = LotRef { gtin, lot };
+    let certificates = public_certificates(&state, gtin, &lot).await?;
+    Ok(json_status(
+        StatusCode::OK,
+        &json!({
+            "gtin": gtin.digits(),
+            "lot": lot.as_str(),
+            "certificates": certificates,
+        }),
+    ))
+}
+
+/// The consumer's view of a lot's certificates: type, issuer name, status and whether the
+/// issuer signature verifies — nothing else (also drawn on the consumer page,
+/// [`crate::pages`]).
+///
+/// # Errors
+/// 404 for a lot nobody recorded; 500 if storage fails.
+pub async fn public_certificates(
+    state: &AppState,
+    gtin: Gtin,
+    lot: &gs1::Lot,
+) -> Result<Vec<Value>, ApiError> {
+    let lot = LotRef {
+        gtin,
+        lot: lot.clone(),
+    };
     if state
         .trade
         .lot_by_key(&lot.gtin, lot.lot.as_str())?
@@ -1253,14 +1278,7 @@ pub(super) async fn certificates(
             "issuer_signature_verifies": verifies && key_valid == Some(true),
         }));
     }
-    Ok(json_status(
-        StatusCode::OK,
-        &json!({
-            "gtin": lot.gtin.digits(),
-            "lot": lot.lot.as_str(),
-            "certificates": certificates,
-        }),
-    ))
+    Ok(certificates)
 }
 
 #[cfg(test)]

@@ -53,6 +53,7 @@ use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 
 pub use evidence::{documents_for_trace, for_bundle, may_read};
+pub use handlers::public_certificates;
 pub use keys::{Custody, IssuerKeyRecord, LogEventRef};
 pub use store::Documents;
 

@@ -4,6 +4,7 @@
 //! | route | action | answers |
 //! |---|---|---|
 //! | `GET\|HEAD /01/{gtin}[/22/{cpv}][/10/{lot}][/21/{serial}][?{AI}=...]` | `ReadPublic` | 307 to the default link with `Link: <...>; rel="linkset"`; `?linkType=linkset` or `all` (or `Accept: application/linkset+json`): 200 RFC 9264 linkset; `?linkType=gs1:{term}`: 307 to that link, 404 if this node has none |
+//! | `GET /01/{gtin}[/22/{cpv}]/10/{lot}[/21/{serial}]` with `Accept: text/html` and no `linkType` | `ReadPublic` | 200, the consumer page ([`crate::pages`]): a phone scanning the QR code gets the page, every other client the 307 above |
 //! | `GET\|HEAD /{compressed}[?...]` | `ReadPublic` | a compressed Digital Link (one base64url path element, GS1 Digital Link 1.2 compression): answered exactly as its uncompressed form; 404 for a path element outside the base64url alphabet |
 //! | `OPTIONS` on every route here but `/v1/scans` | — | 204, CORS preflight |
 //! | `GET /.well-known/gs1resolver` | `ReadPublic` | the resolver description file |
@@ -213,7 +214,30 @@ async fn resolve(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    answer(resolve_key(&state, peer, &method, &uri, &headers))
+    answer(resolve_or_page(&state, peer, &method, &uri, &headers).await)
+}
+
+/// What a resolver request is answered with.
+enum Resolved {
+    /// A resolver answer (redirect, linkset, error).
+    Answer(Response),
+    /// A browser asking for the default link of a lot: the consumer page ([`crate::pages`]).
+    Page(DigitalLink, Arc<Product>),
+}
+
+async fn resolve_or_page(
+    state: &AppState,
+    peer: SocketAddr,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    match resolve_key(state, peer, method, uri, headers)? {
+        Resolved::Answer(response) => Ok(response),
+        Resolved::Page(link, product) => {
+            crate::pages::consumer_page(state, &link, &product, headers).await
+        }
+    }
 }
 
 /// A compressed Digital Link at the root. Static routes (`/healthz`, `/metrics`, ...) win over
@@ -237,7 +261,7 @@ async fn resolve_compressed(
             .into_response(),
         );
     }
-    answer(resolve_key(&state, peer, &method, &uri, &headers))
+    answer(resolve_or_page(&state, peer, &method, &uri, &headers).await)
 }
 
 /// Whether an EPCIS event on this node names the serialised item: only those are counted,
@@ -269,7 +293,7 @@ fn resolve_key(
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
-) -> Result<Response, ApiError> {
+) -> Result<Resolved, ApiError> {
     let (link, gtin) = parse_link(uri.path(), uri.query())?;
     let wanted = links::wanted(link.link_type(), header_str(headers, header::ACCEPT))
         .map_err(ApiError::BadRequest)?;
@@ -296,7 +320,10 @@ fn resolve_key(
             .map(|l| l.href)
             .ok_or_else(|| ApiError::Internal(format!("no {} link built", t.term())))
     };
-    match wanted {
+    if matches!(wanted, Wanted::Default) && crate::pages::wants_page(&link, headers) {
+        return Ok(Resolved::Page(link, product));
+    }
+    let answer = match wanted {
         Wanted::Linkset => {
             let mut response = json_status(StatusCode::OK, &links::linkset(base, &link, &product));
             let headers = response.headers_mut();
@@ -310,7 +337,8 @@ fn resolve_key(
             "this node has no {t} link for {}; ?linkType=linkset lists the links it has",
             links::anchor(base, &link)
         ))),
-    }
+    };
+    answer.map(Resolved::Answer)
 }
 
 /// The resolver description file (GS1-Conformant Resolver Standard 1.1, `/.well-known/
