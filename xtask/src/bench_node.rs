@@ -194,23 +194,7 @@ fn start_node(setup: &NodeSetup<'_>) -> Result<(Guard, u16)> {
 
 /// Runs `agritrace-load` with `args` and returns the JSON object it prints.
 fn load(description: &str, args: &[String]) -> Result<Value> {
-    eprintln!("\n==> {description}");
-    let output = Command::new(release_dir().join("agritrace-load"))
-        .args(args)
-        .stderr(Stdio::inherit())
-        .output()
-        .with_context(|| format!("while starting agritrace-load for: {description}"))?;
-    if !output.status.success() {
-        bail!("agritrace-load failed ({}): {description}", output.status);
-    }
-    let text = String::from_utf8_lossy(&output.stdout);
-    let line = text
-        .lines()
-        .rev()
-        .find(|l| l.starts_with('{'))
-        .with_context(|| format!("agritrace-load printed no result for: {description}"))?;
-    let mut result: Value = serde_json::from_str(line)
-        .with_context(|| format!("while reading the result of: {description}"))?;
+    let mut result = crate::bench_trace::load(description, args)?;
     // The machine is shared: what else ran says how far to trust the row.
     if let Some(load) = load_average_1m() {
         result["load_average_1m"] = serde_json::json!(load);

@@ -322,10 +322,16 @@ pub(crate) fn start_node(
     Ok((guard, http_port, broker_port))
 }
 
-/// Runs `agritrace-load` with `args` and returns the JSON object it prints last.
+/// Runs the release `agritrace-load` with `args` and returns the JSON object it prints last.
 pub(crate) fn load(description: &str, args: &[String]) -> Result<Value> {
+    load_from(&release_dir(), description, args)
+}
+
+/// Runs `agritrace-load` of the binaries in `bin` with `args` and returns the JSON object it
+/// prints last (each benchmark and the browser tests' seeding read their results this way).
+pub(crate) fn load_from(bin: &Path, description: &str, args: &[String]) -> Result<Value> {
     eprintln!("\n==> {description}");
-    let output = Command::new(release_dir().join("agritrace-load"))
+    let output = Command::new(bin.join("agritrace-load"))
         .args(args)
         .stderr(Stdio::inherit())
         .output()

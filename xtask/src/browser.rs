@@ -148,27 +148,6 @@ fn start_node(work: &Path) -> Result<(Guard, u16, u16)> {
     Ok((guard, http_port, broker_port))
 }
 
-/// Runs `agritrace-load` of `bin` with `args`; the JSON object it prints last.
-fn load(bin: &Path, description: &str, args: &[String]) -> Result<Value> {
-    eprintln!("\n==> {description}");
-    let output = Command::new(bin.join("agritrace-load"))
-        .args(args)
-        .stderr(Stdio::inherit())
-        .output()
-        .with_context(|| format!("while starting agritrace-load for: {description}"))?;
-    if !output.status.success() {
-        bail!("agritrace-load failed ({}): {description}", output.status);
-    }
-    let text = String::from_utf8_lossy(&output.stdout);
-    let line = text
-        .lines()
-        .rev()
-        .find(|l| l.starts_with('{'))
-        .with_context(|| format!("agritrace-load printed no result for: {description}"))?;
-    serde_json::from_str(line)
-        .with_context(|| format!("while reading the result of: {description}"))
-}
-
 /// `YYYY-MM-DDTHH:MM:SSZ` of Unix ms.
 fn iso(ms: u64) -> String {
     let secs = ms / 1_000;
@@ -349,7 +328,7 @@ pub fn seed(bin: &Path, work: &Path, node_pid: u32, port: u16, broker_port: u16)
         &format!("/v1/orgs/{ORG}/shipments/s-2026-001/departure"),
         json!({ "location": "Mohan", "time_ms": departed }),
     )?;
-    let result = load(
+    let result = crate::bench_trace::load_from(
         bin,
         &format!("the logger's {LOGGER_READINGS} readings over MQTT"),
         &[
