@@ -1697,6 +1697,11 @@ fn pages_ops() -> Vec<Op> {
             .errors(&[400, 404]),
         op("get", "/pages/verify.js", "getPageScript", "pages", Access::Public, "The consumer page's script: checks a proof in the browser with WebCrypto")
             .answer(200, "The script.", &[("text/javascript", json!({ "type": "string" }))]),
+        op("get", "/login", "getSignInPage", "pages", Access::Public, "The signed-in pages' sign-in page (`?lang=zh|en`, `?next=` a same-origin path)")
+            .describe("Takes an API token, checks it with `GET /v1/whoami` and keeps it in the browser tab's sessionStorage; the console and data-entry pages call this API with it as a bearer token.")
+            .answer(200, "The page.", &[("text/html", json!({ "type": "string" }))]),
+        op("get", "/pages/app.js", "getAppScript", "pages", Access::Public, "The signed-in pages' shared script: token, API calls, errors in plain words")
+            .answer(200, "The script.", &[("text/javascript", json!({ "type": "string" }))]),
     ]
 }
 
@@ -1743,7 +1748,7 @@ pub fn document() -> Value {
         "servers": [{ "url": "/" }],
         "tags": [
             { "name": "node", "description": "Health, metrics, this document." },
-            { "name": "pages", "description": "The consumer page's public data and script." },
+            { "name": "pages", "description": "The consumer page's public data and script; the signed-in pages' shell." },
             { "name": "log", "description": "The verifiable log (C2SP tlog-tiles)." },
             { "name": "readings", "description": "Where a device reading is anchored, with proofs." },
             { "name": "accounts", "description": "Organisations, members, tokens." },

@@ -462,6 +462,8 @@ fn rows(ids: &Ids) -> Vec<Row> {
             "A AAAAAAA AAAA",
         ),
         ("GET", s("/pages/verify.js"), None, "A AAAAAAA AAAA"),
+        ("GET", s("/login"), None, "A AAAAAAA AAAA"),
+        ("GET", s("/pages/app.js"), None, "A AAAAAAA AAAA"),
     ]
 }
 

@@ -5,8 +5,12 @@
 //! cooperative with a product (with its temperature band), a polygon plot, a lot with its
 //! harvest and shipping events, a shipment carrying the lot with a logger whose signed readings
 //! stream in over MQTT (`agritrace-load`, some above the band), departure and arrival, a
-//! certificate signed by the cooperative's node-held issuer key — waits until every event is
-//! anchored, then runs the Node tests against it with `/usr/bin/chromium`.
+//! certificate signed by the cooperative's node-held issuer key; a customs authority the
+//! shipment is declared to, with an officer; a clerk of the cooperative (producer role only) —
+//! waits until every event is anchored, then runs the Node tests against it with
+//! `/usr/bin/chromium`. What the tests need to know (the lot's path, the shipment, the
+//! officer's and the clerk's tokens) is written to `seeded.json` beside the node's data and
+//! handed to them as `AGRITRACE_SEED`.
 //!
 //! Screenshots of each page state go to `target/browser-screenshots` (git-ignored). A missing
 //! browser or npm after the install attempt is a failure, never a skip.
@@ -28,6 +32,12 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 const GTIN: &str = "06901234567892";
 const LOT: &str = "MH-2026-001";
 const ORG: &str = "mango-coop";
+/// The customs authority the seeded shipment is declared to.
+const CUSTOMS: &str = "th-customs";
+/// The seeded shipment.
+const SHIPMENT: &str = "s-2026-001";
+/// What a seeded node holds, for the browser tests and the demo (`seeded.json`).
+const SEEDED_FILE: &str = "seeded.json";
 /// Readings the logger sends during the trip.
 const LOGGER_READINGS: u64 = 240;
 /// How long the seeded node may take to anchor every event.
@@ -93,7 +103,7 @@ pub fn test_browser(built: bool) -> Result<()> {
         .with_context(|| format!("while creating {}", shots.display()))?;
     let (node, port, broker_port) = start_node(&work)?;
     let seeded = seed(&debug_dir(), &work, node.pid(), port, broker_port);
-    let result = seeded.and_then(|lot_path| {
+    let result = seeded.and_then(|seeded| {
         run(
             "browser tests (Chromium, playwright-core)",
             Command::new("npm")
@@ -101,7 +111,8 @@ pub fn test_browser(built: bool) -> Result<()> {
                 .arg(&dir)
                 .arg("test")
                 .env("AGRITRACE_URL", format!("http://127.0.0.1:{port}"))
-                .env("AGRITRACE_LOT_PATH", lot_path)
+                .env("AGRITRACE_LOT_PATH", &seeded.lot_path)
+                .env("AGRITRACE_SEED", work.join(SEEDED_FILE))
                 .env("AGRITRACE_CHROMIUM", CHROMIUM)
                 .env("AGRITRACE_SCREENSHOTS", &shots),
         )
@@ -229,9 +240,33 @@ pub fn lot_path() -> String {
     format!("/01/{GTIN}/10/{LOT}")
 }
 
-/// Whether the node on `port` has the seeded lot already (a demo directory run before).
-pub fn seeded_already(port: u16) -> bool {
-    Client::connect(port)
+/// What a seeded node holds: where its lot's page is, its shipment, and tokens to sign in
+/// with (an API token is shown once, so they are kept beside the node's data).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Seeded {
+    /// The lot's Digital Link path (its consumer page).
+    pub lot_path: String,
+    /// The lot: GTIN and lot number.
+    pub gtin: String,
+    pub lot: String,
+    /// The cooperative that owns it.
+    pub org: String,
+    /// The shipment carrying it, declared to `customs_org`.
+    pub shipment: String,
+    /// The customs authority.
+    pub customs_org: String,
+    /// A customs officer of `customs_org`.
+    pub customs_token: String,
+    /// A clerk of `org` (producer role only).
+    pub clerk_token: String,
+    /// An administrator of `org` (admin, producer, exporter).
+    pub exporter_token: String,
+}
+
+/// What the node on `port` was seeded with under `work`, if it has the seeded lot and the
+/// file that says so (a demo directory run before).
+pub fn seeded_already(port: u16, work: &Path) -> Option<Seeded> {
+    let has_lot = Client::connect(port)
         .and_then(|mut c| {
             c.call(
                 "GET",
@@ -240,12 +275,40 @@ pub fn seeded_already(port: u16) -> bool {
                 None,
             )
         })
-        .is_ok_and(|a| a.status == 200)
+        .is_ok_and(|a| a.status == 200);
+    if !has_lot {
+        return None;
+    }
+    let text = std::fs::read_to_string(work.join(SEEDED_FILE)).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// A new member of `org` with `roles`, made by the operator; its token.
+fn member(port: u16, org: &str, id: &str, name: &str, roles: &[&str]) -> Result<String> {
+    expect(
+        port,
+        "POST",
+        &format!("/v1/admin/orgs/{org}/members"),
+        None,
+        &json!({ "id": id, "name": name, "roles": roles }),
+        201,
+    )?;
+    expect(
+        port,
+        "POST",
+        &format!("/v1/admin/orgs/{org}/members/{id}/tokens"),
+        None,
+        &json!({ "label": "pages" }),
+        201,
+    )?["token"]
+        .as_str()
+        .map(str::to_owned)
+        .context("no token in the answer")
 }
 
 /// Seeds the node on `port` through its API, with the binaries of `bin` (`agritrace-load`
-/// for the logger) and files under `work`; the seeded lot's Digital Link path.
-pub fn seed(bin: &Path, work: &Path, node_pid: u32, port: u16, broker_port: u16) -> Result<String> {
+/// for the logger) and files under `work` (where `seeded.json` is written).
+pub fn seed(bin: &Path, work: &Path, node_pid: u32, port: u16, broker_port: u16) -> Result<Seeded> {
     eprintln!("\n==> seeding the node through its API");
     let token = organisation(
         port,
@@ -253,6 +316,13 @@ pub fn seed(bin: &Path, work: &Path, node_pid: u32, port: u16, broker_port: u16)
         "Mohan Mango Cooperative 勐腊芒果合作社",
         &["admin", "producer", "exporter"],
     )?;
+    let customs_token = organisation(
+        port,
+        CUSTOMS,
+        "Thai Customs, Bangkok Port 泰国海关",
+        &["customs"],
+    )?;
+    let clerk_token = member(port, ORG, "clerk-1", "Li Wen 李文", &["producer"])?;
     let post = |path: &str, body: Value| expect(port, "POST", path, Some(&token), &body, 201);
     post(
         &format!("/v1/orgs/{ORG}/products"),
@@ -316,16 +386,17 @@ pub fn seed(bin: &Path, work: &Path, node_pid: u32, port: u16, broker_port: u16)
     post(
         &format!("/v1/orgs/{ORG}/shipments"),
         json!({
-            "id": "s-2026-001",
+            "id": SHIPMENT,
             "consignee": { "name": "Bangkok Fresh Co.", "country": "TH" },
             "origin_country": "CN", "destination_country": "TH",
+            "declared_to": [CUSTOMS],
             "lots": [{ "gtin": GTIN, "lot": LOT }],
             "devices": [logger["device_id"]],
             "planned_departure": { "location": "Mohan", "time_ms": departed },
         }),
     )?;
     post(
-        &format!("/v1/orgs/{ORG}/shipments/s-2026-001/departure"),
+        &format!("/v1/orgs/{ORG}/shipments/{SHIPMENT}/departure"),
         json!({ "location": "Mohan", "time_ms": departed }),
     )?;
     let result = crate::bench_trace::load_from(
@@ -358,7 +429,7 @@ pub fn seed(bin: &Path, work: &Path, node_pid: u32, port: u16, broker_port: u16)
         bail!("the logger's readings were not all committed: {result}");
     }
     post(
-        &format!("/v1/orgs/{ORG}/shipments/s-2026-001/arrival"),
+        &format!("/v1/orgs/{ORG}/shipments/{SHIPMENT}/arrival"),
         json!({ "location": "Bangkok", "time_ms": now_ms().max(departed + 1) }),
     )?;
     post(
@@ -407,5 +478,19 @@ pub fn seed(bin: &Path, work: &Path, node_pid: u32, port: u16, broker_port: u16)
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    Ok(lot_path())
+    let seeded = Seeded {
+        lot_path: lot_path(),
+        gtin: GTIN.to_owned(),
+        lot: LOT.to_owned(),
+        org: ORG.to_owned(),
+        shipment: SHIPMENT.to_owned(),
+        customs_org: CUSTOMS.to_owned(),
+        customs_token,
+        clerk_token,
+        exporter_token: token,
+    };
+    let file = work.join(SEEDED_FILE);
+    std::fs::write(&file, serde_json::to_string_pretty(&seeded)?)
+        .with_context(|| format!("while writing {}", file.display()))?;
+    Ok(seeded)
 }

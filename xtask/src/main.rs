@@ -561,27 +561,32 @@ fn demo() -> Result<()> {
     )?;
     // A demo lot with its journey, logger readings and a certificate, for the consumer page.
     // The demo goes on without it if seeding fails (the devices still stream); it says why.
-    let seeded = browser::seeded_already(http_port)
-        || browser::seed(
-            &bin,
-            &demo.join("seed"),
-            node.0.id(),
-            http_port,
-            broker_port,
-        )
-        .map_err(|e| eprintln!("xtask: the demo lot was not seeded: {e:#}"))
-        .is_ok();
-    let page = if seeded {
-        format!("http://{http}{}", browser::lot_path())
-    } else {
-        "(not seeded, see above)".to_owned()
-    };
+    let seed_dir = demo.join("seed");
+    let seeded = browser::seeded_already(http_port, &seed_dir).or_else(|| {
+        browser::seed(&bin, &seed_dir, node.0.id(), http_port, broker_port)
+            .map_err(|e| eprintln!("xtask: the demo lot was not seeded: {e:#}"))
+            .ok()
+    });
+    let pages = seeded.map_or_else(
+        || "  (the demo lot was not seeded, see above)\n  ".to_owned(),
+        |s| {
+            format!(
+                "a lot's consumer page (open it in a browser): http://{http}{page}\n  \
+                 customs console:     http://{http}/login?next=/console \
+                 (sign in with the officer's token {customs})\n  \
+                 data entry:          http://{http}/login?next=/entry \
+                 (sign in with the clerk's token {clerk})\n  ",
+                page = s.lot_path,
+                customs = s.customs_token,
+                clerk = s.clerk_token,
+            )
+        },
+    );
     let anchor = format!("http://{http}/v1/devices/{DEMO_FIRST_DEVICE}/readings/0");
     let device_key = demo_device_key(&keys.join("manifest.json"), DEMO_FIRST_DEVICE)?;
     eprintln!(
         "\n==> the node runs; look at:\n  \
-         a lot's consumer page (open it in a browser): {page}\n  \
-         metrics:             curl http://{http}/metrics\n  \
+         {pages}metrics:             curl http://{http}/metrics\n  \
          latest checkpoint:   curl http://{http}/log/checkpoint\n  \
          a reading's anchor:  curl {anchor}/anchor\n  \
          verify it offline:   curl -so reading.proof {anchor}/proof && \

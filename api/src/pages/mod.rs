@@ -6,6 +6,7 @@
 //! | `GET /01/{gtin}/10/{lot}[/21/{serial}]` with `Accept: text/html` (no `linkType`) | `ReadPublic` | the consumer page, server-rendered HTML (see [`crate::resolver`] for every other client) |
 //! | `GET /v1/public/lots/{gtin}/{lot}/journey` | `ReadPublic` | the lot's public journey: product, plot, events with their inclusion proofs, cold chain, checkpoints, log key |
 //! | `GET /pages/verify.js` | — | the page's one script: checks a proof in the browser |
+//! | `GET /login`, `GET /pages/app.js` | — | the signed-in pages' sign-in page and shared script: see [`shell`] |
 //!
 //! What the public sees (the access rule of `/journey`): the trace of the lot (both ways) over
 //! the records of the lot's **owner** only — never a partner's or another organisation's, even
@@ -23,6 +24,7 @@
 //! checkpoint's Ed25519 note signature with WebCrypto where the browser has it.
 
 mod render;
+pub mod shell;
 
 use std::sync::{Mutex, PoisonError};
 
@@ -59,7 +61,11 @@ pub const VERIFY_JS: &str = include_str!("verify.js");
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/public/lots/{gtin}/{lot}/journey", get(journey_route))
-        .route("/pages/verify.js", get(script))
+        .route(
+            "/pages/verify.js",
+            get(|| async { shell::script(VERIFY_JS) }),
+        )
+        .merge(shell::routes())
 }
 
 fn internal(error: impl std::fmt::Debug) -> ApiError {
@@ -283,20 +289,6 @@ async fn journey_route(
     Ok(response)
 }
 
-async fn script() -> Response {
-    let mut response = Response::new(Body::from(VERIFY_JS));
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/javascript; charset=utf-8"),
-    );
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=300"),
-    );
-    response
-}
-
 /// The consumer page of `link` (a lot, perhaps a serial of it): 200 HTML in the language
 /// asked for (`?lang=zh|en`, else `Accept-Language`).
 ///
@@ -363,9 +355,7 @@ pub async fn consumer_page(
     // The page runs its own script only: no inline script, no other origin.
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; img-src 'self' data:; base-uri 'none'; form-action 'self'",
-        ),
+        HeaderValue::from_static(shell::CSP),
     );
     Ok(response)
 }

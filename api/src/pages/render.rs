@@ -53,14 +53,18 @@ impl Lang {
         }
     }
 
-    fn code(self) -> &'static str {
+    /// `zh` or `en` (the `?lang=` value).
+    #[must_use]
+    pub fn code(self) -> &'static str {
         match self {
             Self::Zh => "zh",
             Self::En => "en",
         }
     }
 
-    fn other(self) -> Self {
+    /// The other language (the switch).
+    #[must_use]
+    pub fn other(self) -> Self {
         match self {
             Self::Zh => Self::En,
             Self::En => Self::Zh,
@@ -68,7 +72,8 @@ impl Lang {
     }
 
     /// `(English, Chinese)` in this language.
-    fn t(self, en: &'static str, zh: &'static str) -> &'static str {
+    #[must_use]
+    pub fn t(self, en: &'static str, zh: &'static str) -> &'static str {
         match self {
             Self::Zh => zh,
             Self::En => en,
