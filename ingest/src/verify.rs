@@ -4,7 +4,9 @@
 //! Per message: the size is checked before anything else, the uplink is split, each signed
 //! reading decoded (canonical encoding only, `protocol`), the device named inside it compared
 //! with the topic's, its key found by (device, key epoch), and then the signatures of every
-//! reading in the group of messages are verified in one Ed25519 batch. When the batch fails,
+//! reading in the group of messages are verified in one Ed25519 batch
+//! ([`protocol::batch::verify_batch`]: the terms of readings signed by one key are combined,
+//! so a backlog of 16 readings costs one key point, not 16). When the batch fails,
 //! each is verified on its own with `verify_strict` to find the bad ones.
 //!
 //! Batch and strict verification agree: both use the cofactorless equation; `verify_strict`
@@ -113,7 +115,7 @@ fn verify_signatures(
             batchable.iter().map(|&i| *items[i].0.signature()).collect();
         let keys: Vec<VerifyingKey> = batchable.iter().map(|&i| items[i].1).collect();
         stats.batches += 1;
-        if ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_ok() {
+        if protocol::batch::verify_batch(&messages, &signatures, &keys).is_ok() {
             for &i in &batchable {
                 ok[i] = Some(true);
             }

@@ -2,7 +2,10 @@
 //! beside a baseline measured in the same run (SHA-256 over 64 bytes, the cost of one Merkle
 //! node hash), because the machine is shared and absolute figures drift.
 //!
-//! Run: `cargo bench -p protocol --bench signing`
+//! Also `verify_batch` against [`protocol::batch::verify_batch`], which combines the terms of
+//! signatures that share a key, on the group a backlog of 16 readings per message makes.
+//!
+//! Run: `cargo bench -p protocol --features batch --bench signing`
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -114,6 +117,39 @@ fn main() {
     let batch_64 = batch_rate(64);
     let batch_256 = batch_rate(256);
 
+    // 256 readings of 16 devices, 16 each (a verification group of backlog uplinks).
+    let signers: Vec<SigningKey> = (0..16u8)
+        .map(|k| SigningKey::from_bytes(&[k + 1; 32]))
+        .collect();
+    let group: Vec<(Vec<u8>, Signature, VerifyingKey)> = (0..256u64)
+        .map(|i| {
+            let device = usize::try_from(i / 16).expect("small");
+            let mut out = [0u8; SIGNED_READING_BYTES_MAX];
+            let len = encode_signed_reading(&reading(i / 16, i % 16), &signers[device], &mut out)
+                .expect("encodes");
+            let signed = SignedReading::decode(&out[..len]).expect("decodes");
+            let mut buffer = [0u8; SIGNED_MESSAGE_BYTES_MAX];
+            (
+                signed.signed_message(&mut buffer).to_vec(),
+                *signed.signature(),
+                signers[device].verifying_key(),
+            )
+        })
+        .collect();
+    let group_messages: Vec<&[u8]> = group.iter().map(|g| g.0.as_slice()).collect();
+    let group_signatures: Vec<Signature> = group.iter().map(|g| g.1).collect();
+    let group_keys: Vec<VerifyingKey> = group.iter().map(|g| g.2).collect();
+    let dalek_16_keys = rate(|| {
+        ed25519_dalek::verify_batch(&group_messages, &group_signatures, &group_keys)
+            .expect("batch verifies");
+        256
+    });
+    let coalesced_16_keys = rate(|| {
+        protocol::batch::verify_batch(&group_messages, &group_signatures, &group_keys)
+            .expect("batch verifies");
+        256
+    });
+
     println!("| operation | per second | per op (µs) | ratio to SHA-256 node hash |");
     println!("|---|---:|---:|---:|");
     let row = |name: &str, per_s: f64| {
@@ -129,9 +165,21 @@ fn main() {
     row("decode + verify_strict, one by one", verify_per_s);
     row("verify_batch, 64 per batch (per signature)", batch_64);
     row("verify_batch, 256 per batch (per signature)", batch_256);
+    row(
+        "verify_batch, 256 per batch of 16 keys x 16 (per signature)",
+        dalek_16_keys,
+    );
+    row(
+        "coalesced batch::verify_batch, 256 per batch of 16 keys x 16 (per signature)",
+        coalesced_16_keys,
+    );
     println!(
         "\nbatch speed-up over single verification: {:.2}x at 64, {:.2}x at 256",
         batch_64 / verify_per_s,
         batch_256 / verify_per_s
+    );
+    println!(
+        "coalescing keys over verify_batch, 16 keys x 16: {:.2}x",
+        coalesced_16_keys / dalek_16_keys
     );
 }

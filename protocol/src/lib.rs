@@ -8,13 +8,17 @@
 //! Everything here is `no_std` and allocation-free, takes bytes in and gives typed values or
 //! typed errors out: no I/O, no clock, no randomness. Verification always works on the exact
 //! received bytes (postcard does not enforce canonical encodings on its own, so decoding
-//! re-encodes and refuses anything that is not byte-identical).
+//! re-encodes and refuses anything that is not byte-identical). The one exception is the
+//! backend-only [`batch`] module (feature `batch`, with `std`): batch verification of many
+//! signatures that share keys.
 #![no_std]
 
 #[cfg(any(feature = "std", test))]
 extern crate std;
 
 mod ack;
+#[cfg(feature = "batch")]
+pub mod batch;
 mod device;
 pub mod limits;
 mod reading;

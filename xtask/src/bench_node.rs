@@ -268,11 +268,33 @@ fn cpu_text(result: &Value) -> String {
     parts.join(", ")
 }
 
-fn table(rows: &[Row], baseline: f64, ceiling: f64) -> String {
+/// The verification ceilings of a run: `ed25519_dalek::verify_batch` over single readings
+/// (the reference), and ingest's coalescing verifier over readings shaped as each row sends
+/// them (1 per message, or backlogs of 16).
+#[derive(Debug, Clone, Copy)]
+struct Ceilings {
+    dalek: f64,
+    coalesced_single: f64,
+    coalesced_backlog: f64,
+}
+
+impl Ceilings {
+    /// Ingest's own ceiling for a row's message shape.
+    fn same_shape(&self, result: &Value) -> f64 {
+        if result["per_message"].as_u64().unwrap_or(1) > 1 {
+            self.coalesced_backlog
+        } else {
+            self.coalesced_single
+        }
+    }
+}
+
+fn table(rows: &[Row], baseline: f64, ceilings: Ceilings) -> String {
     let mut out = String::from(
         "| measure | readings/s | ratio to broker baseline | ratio to verify ceiling | \
+         ratio to ingest's verifier, same shape | \
          p50 ms | p99 ms | max ms | missing | CPU cores (steady window), machine load average |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---|\n",
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
     );
     for row in rows {
         let rate = number(&row.result, "rate");
@@ -288,11 +310,12 @@ fn table(rows: &[Row], baseline: f64, ceiling: f64) -> String {
             .as_u64()
             .map_or_else(|| "—".to_owned(), |m| m.to_string());
         out.push_str(&format!(
-            "| {} | {:.0} | {:.3} | {:.3} | {} | {} | {} | {} | {} |\n",
+            "| {} | {:.0} | {:.3} | {:.3} | {:.3} | {} | {} | {} | {} | {} |\n",
             row.measure,
             rate,
             rate / baseline,
-            rate / ceiling,
+            rate / ceilings.dalek,
+            rate / ceilings.same_shape(&row.result),
             latency("p50_ms"),
             latency("p99_ms"),
             latency("max_ms"),
@@ -344,8 +367,29 @@ fn measure(dir: &Path) -> Result<()> {
         "Ed25519 verify_batch ceiling on 2 threads",
         &strings(&["verify-ceiling", "--devices", &DEVICES.to_string()]),
     )?;
+    let coalesced = |per_message: &str| {
+        load(
+            &format!("ingest's coalescing verifier on 2 threads, {per_message} per message"),
+            &strings(&[
+                "verify-ceiling",
+                "--devices",
+                &DEVICES.to_string(),
+                "--verifier",
+                "coalesced",
+                "--per-message",
+                per_message,
+            ]),
+        )
+    };
+    let coalesced_single = coalesced("1")?;
+    let coalesced_backlog = coalesced("16")?;
     let baseline_rate = number(&baseline, "rate");
     let ceiling_rate = number(&ceiling, "rate");
+    let ceilings = Ceilings {
+        dalek: ceiling_rate,
+        coalesced_single: number(&coalesced_single, "rate"),
+        coalesced_backlog: number(&coalesced_backlog, "rate"),
+    };
 
     // The node on a fresh data directory, the fleet registered with fast rounds.
     let fleet = dir.join("fleet");
@@ -471,11 +515,15 @@ fn measure(dir: &Path) -> Result<()> {
 
     println!(
         "\nBroker baseline {baseline_rate:.0} messages/s; Ed25519 verify_batch ceiling \
-         {ceiling_rate:.0} readings/s (2 threads, batches of 256); {DEVICES} devices, \
+         {ceiling_rate:.0} readings/s (2 threads, batches of 256); ingest's coalescing verifier \
+         {single:.0} readings/s with 1 reading per message, {backlog:.0} with backlogs of 16; \
+         {DEVICES} devices, \
          {CONNECTIONS} publisher connections, {SECONDS} s steady window after \
-         {WARMUP_SECONDS} s warm-up.\n"
+         {WARMUP_SECONDS} s warm-up.\n",
+        single = ceilings.coalesced_single,
+        backlog = ceilings.coalesced_backlog,
     );
-    println!("{}", table(&rows, baseline_rate, ceiling_rate));
+    println!("{}", table(&rows, baseline_rate, ceilings));
     let raw: Vec<&Value> = rows.iter().map(|r| &r.result).collect();
     let raw_path = dir.join("results.json");
     std::fs::write(
@@ -483,6 +531,8 @@ fn measure(dir: &Path) -> Result<()> {
         serde_json::to_string_pretty(&serde_json::json!({
             "baseline": baseline,
             "ceiling": ceiling,
+            "coalesced_single": coalesced_single,
+            "coalesced_backlog": coalesced_backlog,
             "runs": raw,
         }))
         .context("while encoding the results")?,
@@ -502,13 +552,19 @@ mod tests {
             measure: "m".to_owned(),
             result: serde_json::json!({
                 "rate": 20_000.0, "p50_ms": 100.0, "p99_ms": 200.5, "max_ms": 0.0,
-                "missing": 0, "cpu": {"node": 1.25, "mosquitto": 0.5}, "load_average_1m": 2.74
+                "missing": 0, "cpu": {"node": 1.25, "mosquitto": 0.5}, "load_average_1m": 2.74,
+                "per_message": 16
             }),
         }];
-        let text = table(&rows, 40_000.0, 100_000.0);
+        let ceilings = Ceilings {
+            dalek: 100_000.0,
+            coalesced_single: 100_000.0,
+            coalesced_backlog: 160_000.0,
+        };
+        let text = table(&rows, 40_000.0, ceilings);
         assert!(
             text.contains(
-                "| m | 20000 | 0.500 | 0.200 | 100.0 | 200.5 | — | 0 | mosquitto 0.50, node 1.25, load average 2.7 |"
+                "| m | 20000 | 0.500 | 0.200 | 0.125 | 100.0 | 200.5 | — | 0 | mosquitto 0.50, node 1.25, load average 2.7 |"
             ),
             "{text}"
         );

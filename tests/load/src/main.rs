@@ -88,6 +88,13 @@ enum Command {
         /// Seconds of measurement.
         #[arg(long, default_value_t = 10)]
         seconds: u64,
+        /// Readings per message in the plan (consecutive readings of one device, as a
+        /// backlog uplink carries them).
+        #[arg(long, default_value_t = 1)]
+        per_message: u16,
+        /// The batch verifier.
+        #[arg(long, value_enum, default_value_t = ceiling::Verifier::Dalek)]
+        verifier: ceiling::Verifier,
     },
 }
 
@@ -202,7 +209,17 @@ async fn command(command: Command) -> Result<()> {
             threads,
             batch,
             seconds,
-        } => verify_ceiling(devices, readings, threads, batch, seconds),
+            per_message,
+            verifier,
+        } => verify_ceiling(
+            devices,
+            readings,
+            threads,
+            batch,
+            seconds,
+            per_message,
+            verifier,
+        ),
     }
 }
 
@@ -227,27 +244,38 @@ fn verify_ceiling(
     threads: usize,
     batch: usize,
     seconds: u64,
+    per_message: u16,
+    verifier: ceiling::Verifier,
 ) -> Result<()> {
     let fleet = Fleet::new(devices)?;
     let plan = sign_plan(
         &fleet,
         PlanShape {
             readings,
-            per_message: 1,
+            per_message,
             sequence_base: 0,
             device_time_ms: unix_ms(),
             threads,
         },
     )?;
     let inputs = verification_inputs(&fleet, &plan)?;
-    let rate = ceiling::measure(&inputs, threads, batch, Duration::from_secs(seconds))?;
+    let rate = ceiling::measure(
+        &inputs,
+        threads,
+        batch,
+        Duration::from_secs(seconds),
+        verifier,
+    )?;
     eprintln!(
-        "verify ceiling: {rate:.0} readings/s ({threads} threads, batches of {batch}, {seconds} s)"
+        "verify ceiling ({verifier:?}): {rate:.0} readings/s ({threads} threads, batches of \
+         {batch}, {per_message} per message, {seconds} s)"
     );
     println!(
         "{}",
         serde_json::json!({
             "mode": "verify-ceiling",
+            "verifier": format!("{verifier:?}").to_lowercase(),
+            "per_message": per_message,
             "threads": threads,
             "batch": batch,
             "seconds": seconds,

@@ -662,7 +662,7 @@ fn first_bad_signature(chunk: &[PendingSignature<'_>]) -> Option<usize> {
         }
         let signatures: Vec<Signature> = chunk.iter().map(|p| *p.signed.signature()).collect();
         let keys: Vec<VerifyingKey> = chunk.iter().map(|p| p.key).collect();
-        if ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_ok() {
+        if protocol::batch::verify_batch(&messages, &signatures, &keys).is_ok() {
             return None;
         }
     }
