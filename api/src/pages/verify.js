@@ -118,8 +118,9 @@
     const checkpoint = (journey.checkpoints || []).find((c) => c.tree_size === proof.tree_size);
     if (!checkpoint) throw new Error("no checkpoint for the proof");
     const note = parseNote(checkpoint.checkpoint);
+    const stepZh = { commissioning: "采收", harvesting: "采收", packing: "包装", shipping: "发运" };
     const what = t("the " + (event.biz_step || "first") + " record (log entry " + proof.leaf_index + ")",
-                   (event.biz_step || "首条") + " 记录（日志条目 " + proof.leaf_index + "）");
+                   (stepZh[event.biz_step] || "首条") + "记录（日志条目 " + proof.leaf_index + "）");
     const root = await rootFromPath(proof.leaf_index, proof.tree_size, hex(proof.entry_leaf_hash),
                                     proof.path.map(hex));
     const included = equal(root, note.root) && note.size === BigInt(proof.tree_size);
