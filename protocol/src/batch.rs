@@ -263,6 +263,46 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// The batch accepts exactly when every signature passes `verify_strict` on its own
+        /// (for signatures whose `R` passes `r_is_strict`, as callers ensure).
+        #[test]
+        fn the_batch_agrees_with_strict_verification_one_by_one(
+            n in 1usize..40,
+            keys in 1usize..6,
+            faults in proptest::collection::vec((0usize..40, 0u8..4), 0..3),
+        ) {
+            let (mut messages, mut signatures, mut verifying) = batch(n, keys);
+            for (at, kind) in faults {
+                let at = at % n;
+                match kind {
+                    0 => messages[at].push(b'!'),
+                    1 => verifying[at] = SigningKey::from_bytes(&[99; 32]).verifying_key(),
+                    2 => {
+                        let mut bytes = signatures[at].to_bytes();
+                        bytes[32] ^= 0x10;
+                        signatures[at] = Signature::from_bytes(&bytes);
+                    }
+                    _ => {
+                        // Another signature's R (a valid point, the wrong one).
+                        let other = signatures[(at + 1) % n].to_bytes();
+                        let mut bytes = signatures[at].to_bytes();
+                        bytes[..32].copy_from_slice(&other[..32]);
+                        signatures[at] = Signature::from_bytes(&bytes);
+                    }
+                }
+            }
+            let strict = messages
+                .iter()
+                .zip(&signatures)
+                .zip(&verifying)
+                .all(|((m, s), k)| k.verify_strict(m, s).is_ok());
+            let batched = verify_batch(&refs(&messages), &signatures, &verifying).is_ok();
+            proptest::prop_assert_eq!(batched, strict);
+        }
+    }
+
     #[test]
     fn malformed_signatures_are_named() {
         let (messages, signatures, verifying) = batch(3, 1);
