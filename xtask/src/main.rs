@@ -353,7 +353,15 @@ fn fuzz(runs: u32, seconds: u32) -> Result<()> {
 fn bench() -> Result<()> {
     run(
         "signing and verification",
-        cargo().args(["bench", "-p", "protocol", "--bench", "signing"]),
+        cargo().args([
+            "bench",
+            "-p",
+            "protocol",
+            "--features",
+            "batch",
+            "--bench",
+            "signing",
+        ]),
     )?;
     for bench in ["append", "proofs", "restart"] {
         run(
