@@ -1702,6 +1702,29 @@ fn pages_ops() -> Vec<Op> {
             .answer(200, "The page.", &[("text/html", json!({ "type": "string" }))]),
         op("get", "/pages/app.js", "getAppScript", "pages", Access::Public, "The signed-in pages' shared script: token, API calls, errors in plain words")
             .answer(200, "The script.", &[("text/javascript", json!({ "type": "string" }))]),
+        op("get", "/entry", "getEntryPage", "pages", Access::Public, "Data entry: the caller's organisation at a glance (`?lang=zh|en`)")
+            .describe("Server-rendered in the caller's language, holding no data: its script lists the organisation's plots, lots, shipments and devices through this API with the signed-in caller's token, and links to each form.")
+            .answer(200, "The page.", &[("text/html", json!({ "type": "string" }))]),
+        op("get", "/entry/plots/new", "getPlotForm", "pages", Access::Public, "Data entry: register a plot (coordinates pasted or drawn, live preview and area)")
+            .describe("Submits `POST /v1/orgs/{org}/plots`.")
+            .answer(200, "The page.", &[("text/html", json!({ "type": "string" }))]),
+        op("get", "/entry/harvest", "getHarvestForm", "pages", Access::Public, "Data entry: record a harvest (the lot, then its commissioning event)")
+            .describe("Submits `POST /v1/orgs/{org}/lots`, then `POST /epcis/capture` (ObjectEvent ADD, commissioning) and follows the capture job. `?plot=` preselects a plot.")
+            .answer(200, "The page.", &[("text/html", json!({ "type": "string" }))]),
+        op("get", "/entry/packing", "getPackingForm", "pages", Access::Public, "Data entry: record a packing event of a lot")
+            .describe("Submits `POST /epcis/capture` (ObjectEvent OBSERVE, packing).")
+            .answer(200, "The page.", &[("text/html", json!({ "type": "string" }))]),
+        op("get", "/entry/shipments/new", "getShipmentForm", "pages", Access::Public, "Data entry: a new shipment (containers' ISO 6346 check digits checked as typed)")
+            .describe("Submits `POST /v1/orgs/{org}/shipments`.")
+            .answer(200, "The page.", &[("text/html", json!({ "type": "string" }))]),
+        op("get", "/entry/documents/new", "getDocumentForm", "pages", Access::Public, "Data entry: attach a document to a lot or shipment")
+            .describe("Submits `POST /v1/documents` (multipart); the file's size is checked against the node's `document_bytes_max`, which the page carries, before it is sent.")
+            .answer(200, "The page.", &[("text/html", json!({ "type": "string" }))]),
+        op("get", "/entry/devices/new", "getDeviceForm", "pages", Access::Public, "Data entry: register a device and its Ed25519 public key")
+            .describe("Submits `POST /v1/orgs/{org}/devices`.")
+            .answer(200, "The page.", &[("text/html", json!({ "type": "string" }))]),
+        op("get", "/pages/entry.js", "getEntryScript", "pages", Access::Public, "The data-entry forms' script: checks as you type, submits through this API")
+            .answer(200, "The script.", &[("text/javascript", json!({ "type": "string" }))]),
     ]
 }
 

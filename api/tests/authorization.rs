@@ -464,6 +464,14 @@ fn rows(ids: &Ids) -> Vec<Row> {
         ("GET", s("/pages/verify.js"), None, "A AAAAAAA AAAA"),
         ("GET", s("/login"), None, "A AAAAAAA AAAA"),
         ("GET", s("/pages/app.js"), None, "A AAAAAAA AAAA"),
+        ("GET", s("/entry"), None, "A AAAAAAA AAAA"),
+        ("GET", s("/entry/plots/new"), None, "A AAAAAAA AAAA"),
+        ("GET", s("/entry/harvest"), None, "A AAAAAAA AAAA"),
+        ("GET", s("/entry/packing"), None, "A AAAAAAA AAAA"),
+        ("GET", s("/entry/shipments/new"), None, "A AAAAAAA AAAA"),
+        ("GET", s("/entry/documents/new"), None, "A AAAAAAA AAAA"),
+        ("GET", s("/entry/devices/new"), None, "A AAAAAAA AAAA"),
+        ("GET", s("/pages/entry.js"), None, "A AAAAAAA AAAA"),
     ]
 }
 
