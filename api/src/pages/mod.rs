@@ -7,6 +7,7 @@
 //! | `GET /v1/public/lots/{gtin}/{lot}/journey` | `ReadPublic` | the lot's public journey: product, plot, events with their inclusion proofs, cold chain, checkpoints, log key |
 //! | `GET /pages/verify.js` | — | the page's one script: checks a proof in the browser |
 //! | `GET /login`, `GET /pages/app.js` | — | the signed-in pages' sign-in page and shared script: see [`shell`] |
+//! | `GET /console`, `GET /console/shipments/{org}/{id}`, `GET /pages/console.js`, `GET /v1/orgs/{org}/shipments/{id}/temperatures` | — (pages), `ReadRecords` (temperatures) | the customs console and the chart data it draws: see [`console`] |
 //!
 //! What the public sees (the access rule of `/journey`): the trace of the lot (both ways) over
 //! the records of the lot's **owner** only — never a partner's or another organisation's, even
@@ -23,6 +24,7 @@
 //! recomputes one event's RFC 9162 inclusion path with WebCrypto SHA-256 and checks the
 //! checkpoint's Ed25519 note signature with WebCrypto where the browser has it.
 
+pub mod console;
 mod render;
 pub mod shell;
 
@@ -66,6 +68,7 @@ pub fn routes() -> Router<AppState> {
             get(|| async { shell::script(VERIFY_JS) }),
         )
         .merge(shell::routes())
+        .merge(console::routes())
 }
 
 fn internal(error: impl std::fmt::Debug) -> ApiError {
