@@ -1725,6 +1725,34 @@ fn pages_ops() -> Vec<Op> {
             .answer(200, "The page.", &[("text/html", json!({ "type": "string" }))]),
         op("get", "/pages/entry.js", "getEntryScript", "pages", Access::Public, "The data-entry forms' script: checks as you type, submits through this API")
             .answer(200, "The script.", &[("text/javascript", json!({ "type": "string" }))]),
+        op("get", "/console", "getConsole", "pages", Access::Public, "The customs console: the shipments declared to the signed-in officer's authority (`?lang=zh|en`)")
+            .describe("A page with no data in it: its script lists the shipments with `GET /v1/shipments?declared_to=` (an auditor: every shipment), with the token `/login` keeps in the tab, and tells a caller who is neither a customs officer nor an auditor in plain words that the console is not for its role.")
+            .answer(200, "The page.", &[("text/html", json!({ "type": "string" }))]),
+        op("get", "/console/shipments/{org}/{id}", "getConsoleShipment", "pages", Access::Public, "The customs console's page of one shipment (`?lang=zh|en`)")
+            .describe("A page with no data in it: its script shows the shipment, its trace graph (`GET /trace/shipment:…`), the cold chain of each custody window (with `…/temperatures`), its documents with their signatures and history, a check of a document the officer was handed (`POST /v1/verify/document`) and the export of the evidence bundle.")
+            .params(&["org", "shipment"])
+            .answer(200, "The page.", &[("text/html", json!({ "type": "string" }))])
+            .errors(&[400]),
+        op("get", "/pages/console.js", "getConsoleScript", "pages", Access::Public, "The customs console's script")
+            .answer(200, "The script.", &[("text/javascript", json!({ "type": "string" }))]),
+        op("get", "/v1/orgs/{org}/shipments/{id}/temperatures", "getShipmentTemperatures", "pages", Access::Token, "The temperatures of a shipment's custody window, for a chart")
+            .describe("`ReadRecords`, to whoever may read the shipment (as `GET /v1/orgs/{org}/shipments/{id}`: 403 when it is not shared with the caller). The readings of its devices from departure to arrival (or now) — the ones its evidence bundle carries — thinned evenly to at most `points_max` `[time_ms, centi_c]` points, with the band of its first lot's product. Before departure: no points.")
+            .params(&["org", "shipment"])
+            .ok(200, "The points.", open(
+                &["shipment", "departed", "arrived", "devices", "points", "points_max"],
+                json!({
+                    "shipment": string("The shipment's trace node id, `shipment:{org}/{id}`."),
+                    "departed": { "type": "boolean" },
+                    "arrived": { "type": "boolean" },
+                    "from_ms": int("Departure (Unix ms); absent before departure."),
+                    "to_ms": int("Arrival, or now (Unix ms); absent before departure."),
+                    "devices": { "type": "array", "items": pattern(DEVICE_PATTERN, "A device that travelled with it.") },
+                    "band_centi_c": nullable(&json!({ "type": "array", "items": centi("°C × 100"), "minItems": 2, "maxItems": 2 })),
+                    "points": { "type": "array", "description": "`[time_ms, centi_c]` pairs by device time.", "items": { "type": "array", "items": { "type": "integer" } } },
+                    "points_max": int("Most points answered."),
+                }),
+            ))
+            .errors(&[400, 404]),
     ]
 }
 

@@ -472,6 +472,34 @@ fn rows(ids: &Ids) -> Vec<Row> {
         ("GET", s("/entry/documents/new"), None, "A AAAAAAA AAAA"),
         ("GET", s("/entry/devices/new"), None, "A AAAAAAA AAAA"),
         ("GET", s("/pages/entry.js"), None, "A AAAAAAA AAAA"),
+        // The customs console: pages with no data (their script calls the API with the
+        // caller's token); the chart's temperatures go to whoever may read the shipment.
+        ("GET", s("/console"), None, "A AAAAAAA AAAA"),
+        (
+            "GET",
+            s("/console/shipments/coop/shp-declared"),
+            None,
+            "A AAAAAAA AAAA",
+        ),
+        ("GET", s("/pages/console.js"), None, "A AAAAAAA AAAA"),
+        (
+            "GET",
+            s("/v1/orgs/coop/shipments/shp-declared/temperatures"),
+            None,
+            "U AAAAAAA FAAA",
+        ),
+        (
+            "GET",
+            s("/v1/orgs/coop/shipments/shp-private/temperatures"),
+            None,
+            "U AAAAAAA FAFA",
+        ),
+        (
+            "GET",
+            s("/v1/orgs/coop/shipments/shp-missing/temperatures"),
+            None,
+            "U NNNNNNN FNFN",
+        ),
     ]
 }
 

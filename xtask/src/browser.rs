@@ -5,12 +5,14 @@
 //! cooperative with a product (with its temperature band), a polygon plot, a lot with its
 //! harvest and shipping events, a shipment carrying the lot with a logger whose signed readings
 //! stream in over MQTT (`agritrace-load`, some above the band), departure and arrival, a
-//! certificate signed by the cooperative's node-held issuer key; a customs authority the
+//! certificate of the lot and the shipment signed by the cooperative's node-held issuer key
+//! (so the authority the shipment is declared to may read it); a customs authority the
 //! shipment is declared to, with an officer; a clerk of the cooperative (producer role only) —
 //! waits until every event is anchored, then runs the Node tests against it with
 //! `/usr/bin/chromium`. What the tests need to know (the lot's path, the shipment, the
 //! officer's and the clerk's tokens) is written to `seeded.json` beside the node's data and
-//! handed to them as `AGRITRACE_SEED`.
+//! handed to them as `AGRITRACE_SEED`; `AGRITRACE_BIN` names the debug binaries' directory
+//! (the console's test checks a downloaded evidence bundle with `agritrace-verify`).
 //!
 //! Screenshots of each page state go to `target/browser-screenshots` (git-ignored). A missing
 //! browser or npm after the install attempt is a failure, never a skip.
@@ -84,8 +86,16 @@ pub fn test_browser(built: bool) -> Result<()> {
     )?;
     if !built {
         run(
-            "building agritrace and agritrace-load (debug)",
-            cargo().args(["build", "-p", "api", "-p", "agritrace-load"]),
+            "building agritrace, agritrace-verify and agritrace-load (debug)",
+            cargo().args([
+                "build",
+                "-p",
+                "api",
+                "-p",
+                "agritrace-verify",
+                "-p",
+                "agritrace-load",
+            ]),
         )?;
     }
     let work = root().join("target").join("browser-tests");
@@ -114,6 +124,7 @@ pub fn test_browser(built: bool) -> Result<()> {
                 .env("AGRITRACE_LOT_PATH", &seeded.lot_path)
                 .env("AGRITRACE_SEED", work.join(SEEDED_FILE))
                 .env("AGRITRACE_CHROMIUM", CHROMIUM)
+                .env("AGRITRACE_BIN", debug_dir())
                 .env("AGRITRACE_SCREENSHOTS", &shots),
         )
     });
@@ -441,6 +452,7 @@ pub fn seed(bin: &Path, work: &Path, node_pid: u32, port: u16, broker_port: u16)
         ("type", b"phytosanitary_certificate"),
         ("number", b"KM-2026-0001"),
         ("lot", format!("{GTIN}/{LOT}").as_bytes()),
+        ("shipment", format!("{ORG}/{SHIPMENT}").as_bytes()),
         ("media_type", b"application/pdf"),
         ("sign", b"node"),
     ]);

@@ -8,6 +8,7 @@
 //! | `GET /pages/verify.js` | — | the page's one script: checks a proof in the browser |
 //! | `GET /login`, `GET /pages/app.js` | — | the signed-in pages' sign-in page and shared script: see [`shell`] |
 //! | `GET /entry`, `/entry/plots/new`, `/entry/harvest`, `/entry/packing`, `/entry/shipments/new`, `/entry/documents/new`, `/entry/devices/new`, `/pages/entry.js` | — | data entry for producers and exporters: see [`entry`] |
+//! | `GET /console`, `GET /console/shipments/{org}/{id}`, `GET /pages/console.js`, `GET /v1/orgs/{org}/shipments/{id}/temperatures` | — (pages), `ReadRecords` (temperatures) | the customs console and the chart data it draws: see [`console`] |
 //!
 //! What the public sees (the access rule of `/journey`): the trace of the lot (both ways) over
 //! the records of the lot's **owner** only — never a partner's or another organisation's, even
@@ -25,6 +26,7 @@
 //! checkpoint's Ed25519 note signature with WebCrypto where the browser has it.
 
 pub mod entry;
+pub mod console;
 mod render;
 pub mod shell;
 
@@ -69,6 +71,7 @@ pub fn routes() -> Router<AppState> {
         )
         .merge(shell::routes())
         .merge(entry::routes())
+        .merge(console::routes())
 }
 
 fn internal(error: impl std::fmt::Debug) -> ApiError {

@@ -36,8 +36,10 @@ pub const APP_JS: &str = include_str!("app.js");
 /// styles (the pages carry their CSS inline), images from the page itself.
 pub const CSP: &str = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; img-src 'self' data: blob:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
-/// The shell's CSS: the consumer page's palette, plus forms and tables for desk work.
-pub const STYLE: &str = "body{font:16px/1.5 system-ui,sans-serif;margin:0;color:#1b1b1b;background:#fafaf7}\
+/// The shell's CSS: the consumer page's palette, plus forms and tables for desk work. The
+/// `hidden` attribute wins over the `display` of buttons (a hidden "Sign out" stays hidden).
+pub const STYLE: &str = "[hidden]{display:none!important}\
+body{font:16px/1.5 system-ui,sans-serif;margin:0;color:#1b1b1b;background:#fafaf7}\
 main{max-width:64rem;margin:0 auto;padding:1rem}\
 header{background:#1e5631;color:#fff;padding:.75rem 1rem;display:flex;flex-wrap:wrap;gap:.5rem 1.5rem;align-items:center}\
 header h1{margin:0;font-size:1.25rem;flex:1 1 auto}header a,header button{color:#fff}\
