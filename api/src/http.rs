@@ -7,7 +7,8 @@
 //! | route | answers |
 //! |---|---|
 //! | `GET /log/checkpoint`, `GET /log/tile/...` | C2SP tlog-tiles |
-//! | `GET /healthz` | 200 `ok`, or 503 with the sequencer's failure |
+//! | `GET /healthz` | alive: 200 `ok`, or 503 with the sequencer's failure (restart the node) |
+//! | `GET /readyz` | ready for traffic: 200 (JSON) when the sequencer is healthy, a checkpoint is published (or the log is empty) and every ingest worker is connected to the broker; else 503, a problem document naming the failing checks; each check with its detail either way |
 //! | `GET /metrics` | Prometheus text |
 //! | `GET /v1/log/key` | the log's verifier key, `name+hash+base64` |
 //! | `GET /v1/devices/{id}/readings/{seq}/anchor` | JSON: reading, batch path, entry, leaf index, inclusion proof, checkpoint |
@@ -102,6 +103,7 @@ pub fn router(state: AppState, body_bytes_max: usize) -> Router {
     let log = ledger::http::router(state.sequencer.storage().clone());
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/v1/log/key", get(log_key))
         .route("/v1/devices/import", post(import))
@@ -362,6 +364,74 @@ async fn healthz(State(state): State<AppState>) -> Response {
             response
         }
     }
+}
+
+/// Readiness (a load balancer's question, not a liveness probe's): what a caller needs works
+/// now — the sequencer is healthy, a checkpoint is published (proofs can be served; an empty log needs none), and every
+/// ingest worker is connected to the broker (readings flow). A node that is alive but not
+/// ready (the broker is down, the first checkpoint not yet signed) answers 503 here and 200 on
+/// `/healthz`.
+async fn readyz(State(state): State<AppState>) -> Response {
+    let sequencer = match state.sequencer.health() {
+        Health::Healthy => Ok("healthy".to_owned()),
+        Health::Failed(reason) => Err(format!("failed: {reason}")),
+    };
+    let checkpoint = match state.sequencer.checkpoint() {
+        Some(c) => Ok(format!("published, size {}", c.size.0)),
+        // An empty log has nothing to prove yet.
+        None if state.sequencer.durable_state().size == 0 => {
+            Ok("none needed: the log is empty".to_owned())
+        }
+        None => Err("none published yet".to_owned()),
+    };
+    let workers = state.ingest.workers();
+    let connected = state.ingest.metrics().workers_connected;
+    let broker = if usize::try_from(connected).is_ok_and(|c| c >= workers) {
+        Ok(format!("{connected} of {workers} ingest workers connected"))
+    } else {
+        Err(format!("{connected} of {workers} ingest workers connected"))
+    };
+    let checks = [
+        ("sequencer", sequencer),
+        ("checkpoint", checkpoint),
+        ("broker", broker),
+    ];
+    let ready = checks.iter().all(|(_, r)| r.is_ok());
+    let failing: Vec<String> = checks
+        .iter()
+        .filter_map(|(name, r)| r.as_ref().err().map(|d| format!("{name}: {d}")))
+        .collect();
+    let mut body = json!({
+        "ready": ready,
+        "checks": checks
+            .iter()
+            .map(|(name, result)| {
+                let (ok, detail) = match result {
+                    Ok(detail) => (true, detail),
+                    Err(detail) => (false, detail),
+                };
+                json!({ "name": name, "ok": ok, "detail": detail })
+            })
+            .collect::<Vec<_>>(),
+    });
+    // Not ready is an RFC 9457 problem document whose extension members are the checks.
+    let content_type = if ready {
+        "application/json"
+    } else {
+        body["type"] = json!("about:blank");
+        body["title"] = json!("Service Unavailable");
+        body["status"] = json!(503);
+        body["detail"] = json!(format!("not ready: {}", failing.join("; ")));
+        "application/problem+json"
+    };
+    let mut response = bytes(content_type, body.to_string().into_bytes());
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if !ready {
+        *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    }
+    response
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {

@@ -168,6 +168,12 @@ pub fn render(ingest: &MetricsSnapshot, sequencer: &StatsSnapshot, log: LogSizes
         ingest.device_acks_held,
     );
     out.one(
+        "agritrace_ingest_workers_connected",
+        "gauge",
+        "Ingest workers connected to the broker now (all of them is part of /readyz).",
+        ingest.workers_connected,
+    );
+    out.one(
         "agritrace_ingest_batches_in_flight",
         "gauge",
         "Batches submitted to the sequencer and not yet committed.",

@@ -694,12 +694,31 @@ fn responses() -> Value {
 
 fn node_ops() -> Vec<Op> {
     let text = |s: &str| json!({ "type": "string", "description": s });
+    let readiness = json!({
+        "type": "object",
+        "required": ["ready", "checks"],
+        "properties": {
+            "ready": { "type": "boolean" },
+            "checks": { "type": "array", "items": {
+                "type": "object",
+                "required": ["name", "ok", "detail"],
+                "properties": {
+                    "name": { "type": "string", "enum": ["sequencer", "checkpoint", "broker"] },
+                    "ok": { "type": "boolean" },
+                    "detail": { "type": "string" }
+                }
+            } }
+        }
+    });
     vec![
         op("get", "/openapi.json", "openapi", "node", Access::Public, "This document")
             .ok(200, "The OpenAPI 3.1 description of the node.", json!({ "type": "object" })),
-        op("get", "/healthz", "healthz", "node", Access::Public, "Health")
+        op("get", "/healthz", "healthz", "node", Access::Public, "Liveness: the node runs and its sequencer has not failed")
             .answer(200, "`ok`", &[("text/plain", text("ok"))])
             .errors(&[503]),
+        op("get", "/readyz", "readyz", "node", Access::Public, "Readiness: the sequencer is healthy, a checkpoint is published, every ingest worker is connected to the broker")
+            .answer(200, "Ready; each check with its detail.", &[("application/json", readiness.clone())])
+            .answer(503, "Not ready (alive or not: see `/healthz`): an RFC 9457 problem document naming the failing checks, with `ready` and `checks` as extension members.", &[("application/problem+json", readiness)]),
         op("get", "/metrics", "metrics", "node", Access::Public, "Prometheus metrics")
             .answer(200, "Prometheus text exposition format 0.0.4.", &[("text/plain", text("Metrics."))]),
         op("get", "/v1/log/key", "logKey", "log", Access::Public, "The log's verifier key")

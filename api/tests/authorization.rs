@@ -59,6 +59,7 @@ fn rows(ids: &Ids) -> Vec<Row> {
     vec![
         // The node and the log: public.
         ("GET", s("/healthz"), None, "A AAAAAAA AAAA"),
+        ("GET", s("/readyz"), None, "A AAAAAAA AAAA"),
         ("GET", s("/metrics"), None, "A AAAAAAA AAAA"),
         ("GET", s("/openapi.json"), None, "A AAAAAAA AAAA"),
         ("GET", s("/v1/log/key"), None, "A AAAAAAA AAAA"),

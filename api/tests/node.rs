@@ -374,3 +374,99 @@ async fn readings_published_over_mqtt_are_anchored_and_proven_over_http() {
     poller.abort();
     node.shutdown().await;
 }
+
+/// `/readyz` of the node at `base`: its status and JSON body.
+async fn readiness(http: &reqwest::Client, base: &str) -> (u16, serde_json::Value) {
+    let response = http
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .expect("the node answers");
+    let status = response.status().as_u16();
+    let body = serde_json::from_str(&response.text().await.expect("a body")).expect("JSON");
+    (status, body)
+}
+
+/// The check `name` of a `/readyz` body.
+fn check<'a>(body: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    body["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} check in {body}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_without_its_broker_is_alive_but_not_ready_and_ready_once_connected() {
+    // An external broker that is not there: nothing listens on the port.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let absent = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let absent_port = absent.local_addr().expect("addr").port();
+    drop(absent);
+    let node = Node::start(NodeConfig {
+        data_dir: dir.path().join("data"),
+        http_listen: "127.0.0.1:0".parse().expect("addr"),
+        broker: api::BrokerConfig {
+            embedded: false,
+            host: "127.0.0.1".to_owned(),
+            port: absent_port,
+            ..api::BrokerConfig::default()
+        },
+        round_period_ms: 20,
+        ..NodeConfig::default()
+    })
+    .await
+    .expect("the node starts without its broker");
+    let base = format!("http://{}", node.http_addr());
+    let http = reqwest::Client::new();
+    let health = http
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .expect("the node answers");
+    assert_eq!(health.status().as_u16(), 200, "alive");
+    let (status, body) = readiness(&http, &base).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["ready"], false, "{body}");
+    let broker = check(&body, "broker");
+    assert_eq!(broker["ok"], false, "{body}");
+    assert!(
+        broker["detail"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("0 of ")),
+        "{body}"
+    );
+    node.shutdown().await;
+
+    // The same data directory with the in-process broker: ready once ingest connects and a
+    // checkpoint is out.
+    let node = Node::start(NodeConfig {
+        data_dir: dir.path().join("data"),
+        http_listen: "127.0.0.1:0".parse().expect("addr"),
+        broker: api::BrokerConfig {
+            port: 0,
+            ..api::BrokerConfig::default()
+        },
+        round_period_ms: 20,
+        ..NodeConfig::default()
+    })
+    .await
+    .expect("the node starts");
+    let base = format!("http://{}", node.http_addr());
+    let mut polls = 0;
+    let body = loop {
+        let (status, body) = readiness(&http, &base).await;
+        if status == 200 {
+            break body;
+        }
+        polls += 1;
+        assert!(polls < POLLS_MAX, "never ready: {body}");
+        tokio::time::sleep(POLL).await;
+    };
+    assert_eq!(body["ready"], true, "{body}");
+    for name in ["sequencer", "checkpoint", "broker"] {
+        assert_eq!(check(&body, name)["ok"], true, "{body}");
+    }
+    node.shutdown().await;
+}

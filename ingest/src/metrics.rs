@@ -87,6 +87,7 @@ pub struct Metrics {
     pub(crate) device_acks_held: AtomicU64,
     pub(crate) intake_paused_for_acks: AtomicU64,
     pub(crate) connections: AtomicU64,
+    pub(crate) workers_connected: AtomicU64,
     pub(crate) connection_errors: AtomicU64,
     pub(crate) last_commit_ms: AtomicU64,
     pub(crate) device_to_commit: Histogram,
@@ -130,6 +131,7 @@ impl Metrics {
             device_acks_held: read(&self.device_acks_held),
             intake_paused_for_acks: read(&self.intake_paused_for_acks),
             connections: read(&self.connections),
+            workers_connected: read(&self.workers_connected),
             connection_errors: read(&self.connection_errors),
             last_commit_ms: read(&self.last_commit_ms),
             device_to_commit: self.device_to_commit.snapshot(),
@@ -190,6 +192,8 @@ pub struct MetricsSnapshot {
     pub intake_paused_for_acks: u64,
     /// MQTT connections established (including reconnections).
     pub connections: u64,
+    /// Ingest workers connected to the broker now (a gauge).
+    pub workers_connected: u64,
     /// MQTT connection errors.
     pub connection_errors: u64,
     /// Unix time (ms) of the last batch commit, 0 before the first.

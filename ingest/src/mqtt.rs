@@ -178,6 +178,14 @@ struct Worker {
 impl Worker {
     async fn run(mut self) {
         let mut backoff_ms = RECONNECT_BACKOFF_MIN_MS;
+        // Whether this worker counts in `workers_connected` (readiness).
+        let mut connected = false;
+        let metrics = self.metrics.clone();
+        let disconnected = |connected: &mut bool| {
+            if std::mem::take(connected) {
+                metrics.workers_connected.fetch_sub(1, Ordering::Relaxed);
+            }
+        };
         loop {
             let event = if self.forward.is_some() {
                 // Until shutdown begins, also wake on the stop signal: the forwarding side must
@@ -199,6 +207,9 @@ impl Worker {
                     // A new connection: packet ids of the old one mean nothing now.
                     self.generation.fetch_add(1, Ordering::AcqRel);
                     add(&self.metrics.connections, 1);
+                    if !std::mem::replace(&mut connected, true) {
+                        add(&self.metrics.workers_connected, 1);
+                    }
                     // A clean start forgets subscriptions: subscribe after every ConnAck.
                     if let Err(error) = self
                         .client
@@ -215,9 +226,13 @@ impl Worker {
                         self.forward = None;
                     }
                 }
-                Ok(Event::Outgoing(Outgoing::Disconnect)) => return,
+                Ok(Event::Outgoing(Outgoing::Disconnect)) => {
+                    disconnected(&mut connected);
+                    return;
+                }
                 Ok(_) => {}
                 Err(error) => {
+                    disconnected(&mut connected);
                     if self.forward.is_none() && *self.stop.borrow() {
                         return;
                     }

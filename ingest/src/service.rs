@@ -56,6 +56,7 @@ pub struct IngestHandle<S> {
     sequencer: SequencerHandle<S>,
     registry: DeviceRegistry<S>,
     metrics: Arc<Metrics>,
+    workers: usize,
 }
 
 impl<S: Clone> Clone for IngestHandle<S> {
@@ -64,6 +65,7 @@ impl<S: Clone> Clone for IngestHandle<S> {
             sequencer: self.sequencer.clone(),
             registry: self.registry.clone(),
             metrics: self.metrics.clone(),
+            workers: self.workers,
         }
     }
 }
@@ -73,6 +75,12 @@ impl<S: IngestStorage> IngestHandle<S> {
     #[must_use]
     pub fn metrics(&self) -> MetricsSnapshot {
         self.metrics.snapshot()
+    }
+
+    /// The MQTT workers ingest runs (all of them connected is part of being ready).
+    #[must_use]
+    pub fn workers(&self) -> usize {
+        self.workers
     }
 
     /// The device registry ingest verifies with (register, rotate, revoke, import).
@@ -245,6 +253,7 @@ pub fn start<S: IngestStorage>(
             sequencer,
             registry,
             metrics,
+            workers: config.workers,
         },
         IngestTasks {
             stop,

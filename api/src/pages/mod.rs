@@ -25,8 +25,8 @@
 //! recomputes one event's RFC 9162 inclusion path with WebCrypto SHA-256 and checks the
 //! checkpoint's Ed25519 note signature with WebCrypto where the browser has it.
 
-pub mod entry;
 pub mod console;
+pub mod entry;
 mod render;
 pub mod shell;
 
