@@ -17,8 +17,16 @@
 //! url = "http://127.0.0.1:7380"
 //! key = "customs.example/witness+1234abcd+BA..."
 //! ```
+//!
+//! The resolver's scan warning (top-level keys, before any `[table]`):
+//!
+//! ```toml
+//! ip_country_csv = "/var/lib/agritrace/dbip-country-lite.csv"  # optional
+//! trusted_proxies = ["127.0.0.1"]                               # X-Forwarded-For from these
+//! scans_unusual_count = 50
+//! ```
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use ingest::IngestConfig;
@@ -31,6 +39,10 @@ use serde::Deserialize;
 pub const CONFIG_BYTES_MAX: usize = 1024 * 1024;
 /// Hard ceiling on the in-process broker's connections.
 pub const BROKER_CONNECTIONS_CEILING: usize = 100_000;
+/// Most trusted proxies.
+pub const TRUSTED_PROXIES_MAX: usize = 64;
+/// Hard ceiling on `scans_unusual_count`.
+pub const SCANS_UNUSUAL_COUNT_CEILING: u64 = 1_000_000_000;
 
 /// Why the configuration could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -154,6 +166,22 @@ pub struct NodeConfig {
     /// Links it resolves and prints in QR codes. Empty: `http://{http_listen}`. Env
     /// `AGRITRACE_PUBLIC_URL`.
     pub public_url: String,
+    /// The operator's IP-to-country table: a CSV file of `first_address,last_address,country`
+    /// lines (DB-IP "IP to Country Lite", IP2Location LITE DB1 / DB1 IPv6; see
+    /// [`crate::resolver::geo`]), read once at start. With it, the resolver keeps the countries a
+    /// serialised code was scanned in and flags one scanned in more than one; without it
+    /// (the default), only address prefixes and counts. A malformed line or overlapping
+    /// ranges stop the node with an error naming the line. Env `AGRITRACE_IP_COUNTRY_CSV`
+    /// (empty: none).
+    pub ip_country_csv: Option<PathBuf>,
+    /// Reverse proxies in front of the node whose `X-Forwarded-For` header names the client
+    /// a scan is counted under (IP addresses, at most 64). The header of any other peer is
+    /// ignored. None by default. Env `AGRITRACE_TRUSTED_PROXIES` (comma separated).
+    pub trusted_proxies: Vec<IpAddr>,
+    /// A serialised code scanned more times than this from more than one address prefix is
+    /// flagged as scanned unusually often. 1..=1,000,000,000. Default 50. Env
+    /// `AGRITRACE_SCANS_UNUSUAL_COUNT`.
+    pub scans_unusual_count: u64,
 }
 
 impl Default for NodeConfig {
@@ -172,6 +200,9 @@ impl Default for NodeConfig {
             http_body_bytes_max: ingest::registry::MANIFEST_BYTES_MAX,
             public_url: String::new(),
             document_bytes_max: crate::documents::DOCUMENT_BYTES_DEFAULT,
+            ip_country_csv: None,
+            trusted_proxies: Vec::new(),
+            scans_unusual_count: crate::resolver::scans::UNUSUAL_COUNT_DEFAULT,
         }
     }
 }
@@ -289,6 +320,25 @@ impl NodeConfig {
         if let Some(v) = env_value("AGRITRACE_DOCUMENT_BYTES_MAX", lookup)? {
             self.document_bytes_max = v;
         }
+        if let Some(v) = env_value::<PathBuf>("AGRITRACE_IP_COUNTRY_CSV", lookup)? {
+            self.ip_country_csv = (!v.as_os_str().is_empty()).then_some(v);
+        }
+        if let Some(list) = lookup("AGRITRACE_TRUSTED_PROXIES") {
+            self.trusted_proxies = list
+                .split(',')
+                .map(str::trim)
+                .filter(|a| !a.is_empty())
+                .map(|a| {
+                    a.parse().map_err(|e| ConfigError::Env {
+                        name: "AGRITRACE_TRUSTED_PROXIES",
+                        reason: format!("{a:?}: {e}"),
+                    })
+                })
+                .collect::<Result<_, _>>()?;
+        }
+        if let Some(v) = env_value("AGRITRACE_SCANS_UNUSUAL_COUNT", lookup)? {
+            self.scans_unusual_count = v;
+        }
         Ok(())
     }
 
@@ -343,6 +393,30 @@ impl NodeConfig {
             crate::resolver::BaseUrl::parse(&self.public_url)
                 .map_err(|e| ConfigError::Invalid(format!("public_url: {e}")))?;
         }
+        if let Some(path) = &self.ip_country_csv
+            && !path.is_file()
+        {
+            return Err(ConfigError::Invalid(format!(
+                "ip_country_csv: {} is not a file",
+                path.display()
+            )));
+        }
+        if self.trusted_proxies.len() > TRUSTED_PROXIES_MAX {
+            return Err(ConfigError::Invalid(format!(
+                "trusted_proxies: at most {TRUSTED_PROXIES_MAX} addresses"
+            )));
+        }
+        if let Some(any) = self.trusted_proxies.iter().find(|a| a.is_unspecified()) {
+            return Err(ConfigError::Invalid(format!(
+                "trusted_proxies: {any} is not a proxy's address"
+            )));
+        }
+        range(
+            "scans_unusual_count",
+            self.scans_unusual_count,
+            1,
+            SCANS_UNUSUAL_COUNT_CEILING,
+        )?;
         if self.witnesses.len() > WITNESSES_MAX {
             return Err(ConfigError::Invalid(format!(
                 "at most {WITNESSES_MAX} witnesses"
@@ -391,6 +465,24 @@ impl NodeConfig {
             witness_timeout_ms: self.witness_timeout_ms,
             ..SequencerConfig::new(&self.origin)
         }
+    }
+
+    /// The operator's IP-to-country table, read from `ip_country_csv` (none without it).
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the file and the line that is wrong.
+    pub fn ip_country_table(&self) -> Result<Option<crate::resolver::geo::GeoTable>, ConfigError> {
+        let Some(path) = &self.ip_country_csv else {
+            return Ok(None);
+        };
+        crate::resolver::geo::GeoTable::load(path)
+            .map(Some)
+            .map_err(|e| {
+                let cause = std::error::Error::source(&e)
+                    .map(|c| format!(": {c}"))
+                    .unwrap_or_default();
+                ConfigError::Invalid(format!("ip_country_csv {}: {e}{cause}", path.display()))
+            })
     }
 
     /// The configured witnesses with their parsed keys.
@@ -501,5 +593,66 @@ mod tests {
             Some("AGRITRACE_BROKER_PORT"),
         );
         check("", &[("AGRITRACE_INGEST_WORKERS", "65")], Some("workers"));
+    }
+
+    #[test]
+    fn the_scan_settings_are_checked() {
+        check("trusted_proxies = [\"127.0.0.1\", \"::1\"]", &[], None);
+        check(
+            "trusted_proxies = [\"proxy\"]",
+            &[],
+            Some("trusted_proxies"),
+        );
+        check(
+            "trusted_proxies = [\"0.0.0.0\"]",
+            &[],
+            Some("trusted_proxies"),
+        );
+        check(
+            "",
+            &[("AGRITRACE_TRUSTED_PROXIES", "127.0.0.1, x")],
+            Some("AGRITRACE_TRUSTED_PROXIES"),
+        );
+        check("scans_unusual_count = 0", &[], Some("scans_unusual_count"));
+        check(
+            "",
+            &[("AGRITRACE_SCANS_UNUSUAL_COUNT", "1000000001")],
+            Some("scans_unusual_count"),
+        );
+        check(
+            "ip_country_csv = \"no-such-dir/ip.csv\"",
+            &[],
+            Some("ip_country_csv: no-such-dir/ip.csv is not a file"),
+        );
+        check(
+            "ip_country_csv = \"no-such-dir/ip.csv\"",
+            &[("AGRITRACE_IP_COUNTRY_CSV", "")],
+            None,
+        );
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let good = dir.path().join("good.csv");
+        std::fs::write(&good, "1.0.0.0,1.0.0.255,AU\n").expect("write");
+        let bad = dir.path().join("bad.csv");
+        std::fs::write(&bad, "1.0.0.0,1.0.0.255,AU\n1.0.1.0,x,CN\n").expect("write");
+        let mut config = NodeConfig::default();
+        config
+            .apply_env(&|name| {
+                (name == "AGRITRACE_IP_COUNTRY_CSV").then(|| good.display().to_string())
+            })
+            .expect("env");
+        config.validate().expect("valid");
+        let table = config.ip_country_table().expect("loads").expect("a table");
+        assert_eq!(table.len(), 1);
+        config.ip_country_csv = Some(bad);
+        config.validate().expect("the file exists");
+        let error = config.ip_country_table().expect_err("line 2 is bad");
+        assert!(error.to_string().contains("line 2"), "{error}");
+        assert!(
+            NodeConfig::default()
+                .ip_country_table()
+                .expect("none")
+                .is_none()
+        );
     }
 }

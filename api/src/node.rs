@@ -235,6 +235,21 @@ impl Node {
     /// [`NodeError`] naming the part that did not start.
     pub async fn start(config: NodeConfig) -> Result<Self, NodeError> {
         config.validate()?;
+        // Read first, so a bad table stops the node before anything runs; up to a few
+        // hundred thousand lines, read off the async workers.
+        let countries = {
+            let config = config.clone();
+            tokio::task::spawn_blocking(move || config.ip_country_table())
+                .await
+                .map_err(|e| ConfigError::Invalid(format!("ip_country_csv: {e}")))??
+        };
+        if let Some(table) = &countries {
+            tracing::info!(
+                ranges = table.len(),
+                unassigned = table.unassigned(),
+                "IP-to-country table loaded"
+            );
+        }
         let log = open_log(&config).await?;
         let broker_addr = if config.broker.embedded {
             let broker = config.broker.clone();
@@ -259,7 +274,14 @@ impl Node {
             .map_err(io("reading the HTTP listen address"))?;
         let base = crate::resolver::base_url(&config.public_url, http_addr)
             .map_err(|e| ConfigError::Invalid(format!("public_url: {e}")))?;
-        let resolver = crate::resolver::Resolver::new(base);
+        let resolver = crate::resolver::Resolver::configured(
+            base,
+            crate::resolver::scans::ScanRule {
+                unusual_count: config.scans_unusual_count,
+            },
+            countries,
+            config.trusted_proxies.clone(),
+        );
         let scan_tasks = crate::resolver::scans::start(
             resolver.scans().clone(),
             log.sequencer.storage().clone(),

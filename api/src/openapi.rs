@@ -637,14 +637,19 @@ fn schemas() -> Value {
             })),
         }),
         json!({
-            "ScanCounts": open(&["digital_link", "gtin", "serial", "count", "suspicious"], json!({
+            "ScanCounts": open(&["digital_link", "gtin", "serial", "count", "countries", "suspicious", "reasons"], json!({
                 "digital_link": string("Digital Link."), "gtin": string("GTIN-14."), "serial": string("Serial."),
                 "count": int("Scans."), "first_ms": nullable(&int("First scan.")), "last_ms": nullable(&int("Last scan.")),
                 "address_prefixes": { "type": "array", "items": { "type": "string" } },
                 "address_prefixes_capped": { "type": "boolean" },
                 "languages": { "type": "array", "items": { "type": "string" } },
                 "languages_capped": { "type": "boolean" },
-                "suspicious": { "type": "boolean" }, "rule": string("When a key counts as suspicious."),
+                "country_table": { "type": "boolean", "description": "Whether the node has an IP-to-country table (`ip_country_csv`); without one `countries` stays empty." },
+                "countries": { "type": "array", "items": { "type": "string", "pattern": "^[A-Z]{2}$" }, "description": "ISO 3166-1 alpha-2 codes of the countries the code was scanned in (at most 64)." },
+                "countries_capped": { "type": "boolean" },
+                "suspicious": { "type": "boolean" },
+                "reasons": { "type": "array", "items": { "enum": ["countries", "prefixes", "count"] }, "description": "The rules that fired: more than one country; more than 5 address prefixes; more scans than `scans_unusual_count` from more than one prefix." },
+                "rule": string("When a key counts as suspicious."),
             })),
             "Trace": open(&["root", "direction", "nodes", "edges"], json!({
                 "root": { "type": "object" }, "direction": { "enum": ["backward", "forward", "both"] },

@@ -1,8 +1,9 @@
 //! The GS1 Digital Link resolver over real HTTP: redirects to the default link and to one link
 //! type, the RFC 9264 linkset, HEAD, OPTIONS and CORS, every kind of bad input answered 400
 //! with a problem document (and an unknown GTIN 404), compressed links answered exactly as
-//! their uncompressed form, QR codes as SVG and PNG, and scan counts of serialised codes that
-//! survive a restart of the node.
+//! their uncompressed form, QR codes as SVG and PNG, scan counts of serialised codes that
+//! survive a restart of the node, and the countries of scans from the operator's IP-to-country
+//! table, with client addresses taken from `X-Forwarded-For` of a trusted proxy only.
 
 mod common;
 
@@ -614,5 +615,219 @@ async fn scans_of_serialised_codes_are_counted_and_survive_a_restart() {
         "{answer}"
     );
     assert_eq!(answer["suspicious"], true, "{answer}");
+    assert_eq!(answer["reasons"], json!(["prefixes", "count"]), "{answer}");
+    assert_eq!(answer["country_table"], false);
+    assert_eq!(answer["countries"], json!([]), "no table, no countries");
+    node.shutdown().await;
+}
+
+/// The test's IP-to-country table: documentation address blocks (RFC 5737, RFC 3849).
+const COUNTRY_TABLE: &str = "# first_address,last_address,country\n\
+    203.0.113.0,203.0.113.255,CN\n\
+    \"198.51.100.0\",\"198.51.100.255\",\"TH\",\"Thailand\"\n\
+    192.0.2.0,192.0.2.255,NL\n\
+    2001:db8::,2001:db8:ffff:ffff:ffff:ffff:ffff:ffff,JP\n";
+
+fn country_config(data: std::path::PathBuf, table: std::path::PathBuf) -> api::NodeConfig {
+    api::NodeConfig {
+        data_dir: data,
+        http_listen: "127.0.0.1:0".parse().expect("addr"),
+        broker: api::BrokerConfig {
+            port: 0,
+            ..api::BrokerConfig::default()
+        },
+        ip_country_csv: Some(table),
+        trusted_proxies: vec!["127.0.0.1".parse().expect("ip")],
+        ..api::NodeConfig::default()
+    }
+}
+
+async fn country_node(config: api::NodeConfig) -> (api::Node, Api) {
+    let node = api::Node::start(config).await.expect("the node starts");
+    let api = no_redirects(Api {
+        base: format!("http://{}", node.http_addr()),
+        http: Client::new(),
+    });
+    (node, api)
+}
+
+/// A scan of `path` through the proxy on 127.0.0.1 for `forwarded` (`None`: straight from
+/// 127.0.0.1), or straight from another loopback address `from`.
+async fn scan(api: &Api, path: &str, forwarded: Option<&str>, from: Option<[u8; 4]>) {
+    let client = Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .local_address(std::net::IpAddr::from(from.unwrap_or([127, 0, 0, 1])))
+        .build()
+        .expect("a client");
+    let mut request = client.get(format!("{}{path}", api.base));
+    if let Some(forwarded) = forwarded {
+        request = request.header("x-forwarded-for", forwarded);
+    }
+    let status = request.send().await.expect("an answer").status();
+    assert_eq!(status, StatusCode::TEMPORARY_REDIRECT, "{path}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scans_are_counted_by_country_behind_a_trusted_proxy_and_the_page_names_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let table = dir.path().join("ip-country.csv");
+    std::fs::write(&table, COUNTRY_TABLE).expect("the table");
+
+    // A malformed table stops the node, naming the line.
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(
+        &bad,
+        "203.0.113.0,203.0.113.255,CN\n198.51.100.0,198.51.100.x,TH\n",
+    )
+    .expect("the bad table");
+    let error = api::Node::start(country_config(dir.path().join("unused"), bad))
+        .await
+        .expect_err("a bad table is refused");
+    assert!(error.to_string().contains("line 2"), "{error}");
+
+    let data = dir.path().join("data");
+    let (node, api) = country_node(country_config(data.clone(), table.clone())).await;
+    let coop = api.bootstrap("coop", &["producer"]).await;
+    let producer = coop["producer"].as_str();
+    for (path, body) in [
+        (
+            "/v1/orgs/coop/products",
+            json!({ "gtin": GTIN, "name_en": "Mango", "name_zh": "芒果",
+                    "storage_min_c": 10.0, "storage_max_c": 13.0 }),
+        ),
+        (
+            "/v1/orgs/coop/plots",
+            json!({ "id": "plot-1", "name": "Hillside", "country": "CN",
+                    "area_ha": 1.5, "geometry": { "type": "Point", "coordinates": [100.45, 21.95] } }),
+        ),
+        (
+            "/v1/orgs/coop/lots",
+            json!({ "gtin": GTIN, "lot": "L1", "plot": "plot-1", "harvest_date": "2026-06-01" }),
+        ),
+    ] {
+        let (status, answer) = api
+            .call(Method::POST, path, Some(producer), Some(body))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{path}: {answer}");
+    }
+    // Two serialised packs of the lot are commissioned (only those are counted).
+    let (status, job) = api
+        .call(
+            Method::POST,
+            "/epcis/capture",
+            Some(producer),
+            Some(json!([{
+                "type": "ObjectEvent", "action": "ADD", "bizStep": "commissioning",
+                "eventTime": "2026-06-01T08:00:00Z", "eventTimeZoneOffset": "+08:00",
+                "epcList": [
+                    format!("https://id.gs1.org/01/{GTIN}/21/SN-1"),
+                    format!("https://id.gs1.org/01/{GTIN}/21/SN-2"),
+                ],
+            }])),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+    let location = format!("/epcis/capture/{}", job["captureID"].as_str().expect("id"));
+    let mut polls = 0;
+    while api
+        .call(Method::GET, &location, Some(producer), None)
+        .await
+        .1["running"]
+        != false
+    {
+        polls += 1;
+        assert!(polls < 2_400, "the capture never finished");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    let one = format!("/01/{GTIN}/10/L1/21/SN-1");
+    let one_key = format!("/01/{GTIN}/21/SN-1");
+    // Through the proxy from China, twice; a client that is no trusted proxy cannot choose
+    // its address: its header is ignored and it counts as itself (no country in the table).
+    scan(&api, &one, Some("203.0.113.7"), None).await;
+    scan(&api, &one, Some("203.0.113.8"), None).await;
+    scan(&api, &one, Some("198.51.100.1"), Some([127, 0, 0, 2])).await;
+    let (status, answer) = scans_of(&api, Some(producer), &one_key).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["count"], 3);
+    assert_eq!(answer["country_table"], true);
+    assert_eq!(answer["countries"], json!(["CN"]), "{answer}");
+    assert_eq!(
+        answer["address_prefixes"],
+        json!(["127.0.0.0/24", "203.0.113.0/24"]),
+        "only prefixes are kept, never an address"
+    );
+    assert_eq!(
+        (answer["suspicious"].clone(), answer["reasons"].clone()),
+        (json!(false), json!([]))
+    );
+    assert!(
+        answer["rule"]
+            .as_str()
+            .is_some_and(|r| r.contains("more than one country") && r.contains("50 times"))
+    );
+
+    // Thailand (the left-most hop is the client's own claim and is not believed: the
+    // right-most hop the proxy did not add itself is), then Japan over IPv6.
+    scan(&api, &one, Some("192.0.2.1, 198.51.100.9"), None).await;
+    scan(&api, &one, Some("2001:db8:1::5"), None).await;
+    let (_, answer) = scans_of(&api, Some(producer), &one_key).await;
+    assert_eq!(answer["countries"], json!(["CN", "JP", "TH"]), "{answer}");
+    assert_eq!(answer["countries_capped"], false);
+    assert_eq!(
+        (answer["suspicious"].clone(), answer["reasons"].clone()),
+        (json!(true), json!(["countries"]))
+    );
+
+    // The consumer page names the countries, in English and in Chinese.
+    for (lang, sentence) in [
+        ("en", "Scanned in 3 countries: CN, JP, TH."),
+        ("zh", "已在3个国家或地区被扫描：CN、JP、TH。"),
+    ] {
+        let answer = send(
+            &api,
+            Method::GET,
+            &format!("{one}?lang={lang}"),
+            &[("accept", "text/html")],
+        )
+        .await;
+        assert_eq!(answer.status, StatusCode::OK);
+        let html = String::from_utf8(answer.body).expect("utf-8");
+        assert!(html.contains("id=\"scan-warning\""), "{html}");
+        assert!(html.contains(sentence), "{lang}: {html}");
+    }
+
+    // Unusually often: 50 scans from two networks in one country are not; the 51st is.
+    let two = format!("/01/{GTIN}/10/L1/21/SN-2");
+    let two_key = format!("/01/{GTIN}/21/SN-2");
+    scan(&api, &two, None, None).await;
+    for _ in 0..49 {
+        scan(&api, &two, Some("203.0.113.20"), None).await;
+    }
+    let (_, answer) = scans_of(&api, Some(producer), &two_key).await;
+    assert_eq!(
+        (answer["count"].clone(), answer["reasons"].clone()),
+        (json!(50), json!([]))
+    );
+    scan(&api, &two, Some("203.0.113.20"), None).await;
+    let (_, answer) = scans_of(&api, Some(producer), &two_key).await;
+    assert_eq!(answer["reasons"], json!(["count"]), "{answer}");
+    // The page's own request is a scan too (the 52nd), counted before the page is drawn.
+    let answer = send(
+        &api,
+        Method::GET,
+        &format!("{two}?lang=en"),
+        &[("accept", "text/html")],
+    )
+    .await;
+    let html = String::from_utf8(answer.body).expect("utf-8");
+    assert!(html.contains("Scanned 52 times from 2 networks."), "{html}");
+
+    // The countries survive a restart.
+    node.shutdown().await;
+    let (node, api) = country_node(country_config(data, table)).await;
+    let (_, after) = scans_of(&api, Some(producer), &one_key).await;
+    assert_eq!(after["countries"], json!(["CN", "JP", "TH"]), "{after}");
+    assert_eq!(after["reasons"], json!(["countries"]));
     node.shutdown().await;
 }

@@ -339,8 +339,8 @@ pub async fn consumer_page(
         owner: owner.map(|o| (o.name, o.country)),
         journey: &journey,
         certificates: &certificates,
-        suspicious: scans.as_ref().is_some_and(|s| s.suspicious()),
-        scans: scans.as_ref().map(|s| s.count),
+        suspicious: scans.as_ref().and_then(|s| s.warning()),
+        scans: scans.as_ref().map(|s| s.record.count),
     };
     let html = render::page(&page);
     let mut response = Response::new(Body::from(html));

@@ -6,6 +6,8 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
+use crate::resolver::scans::{Reason, ScanWarning};
+
 /// The page's language.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lang {
@@ -112,8 +114,9 @@ pub struct Page<'a> {
     pub journey: &'a Value,
     /// [`crate::documents::public_certificates`].
     pub certificates: &'a [Value],
-    /// Whether the serial's scans look like a copied code.
-    pub suspicious: bool,
+    /// The warning when the serial's scans look like a copied code: which rules fired and
+    /// the figures behind them.
+    pub suspicious: Option<ScanWarning>,
     /// Scans counted for the serial.
     pub scans: Option<u64>,
 }
@@ -151,6 +154,46 @@ dt{font-weight:600}dd{margin:0}ol{padding-left:1.2rem}li{margin:.4rem 0}\
 svg{max-width:100%;height:auto}small{color:#4a4a4a}a{color:#0b4f8a}\
 a:focus,button:focus{outline:3px solid #f0a500}";
 
+/// The warning's sentences, one per rule that fired ("scanned in 3 countries: CN, NL, TH",
+/// "scanned from 9 networks", "scanned 120 times from 9 networks"). A capped list says "at
+/// least".
+#[must_use]
+pub fn scan_warning_lines(l: Lang, w: &ScanWarning) -> Vec<String> {
+    let at_least = |capped: bool| {
+        if capped {
+            l.t("at least ", "至少")
+        } else {
+            ""
+        }
+    };
+    let networks = format!("{}{}", at_least(w.networks_capped), w.networks);
+    w.reasons
+        .iter()
+        .map(|reason| match (reason, l) {
+            (Reason::Countries, Lang::En) => format!(
+                "Scanned in {}{} countries: {}.",
+                at_least(w.countries_capped),
+                w.countries.len(),
+                w.countries.join(", ")
+            ),
+            (Reason::Countries, Lang::Zh) => format!(
+                "已在{}{}个国家或地区被扫描：{}。",
+                at_least(w.countries_capped),
+                w.countries.len(),
+                w.countries.join("、")
+            ),
+            (Reason::Prefixes, Lang::En) => format!("Scanned from {networks} networks."),
+            (Reason::Prefixes, Lang::Zh) => format!("已从{networks}个网络被扫描。"),
+            (Reason::Count, Lang::En) => {
+                format!("Scanned {} times from {networks} networks.", w.count)
+            }
+            (Reason::Count, Lang::Zh) => {
+                format!("已从{networks}个网络被扫描{}次。", w.count)
+            }
+        })
+        .collect()
+}
+
 /// The page.
 #[must_use]
 pub fn page(p: &Page<'_>) -> String {
@@ -178,14 +221,21 @@ pub fn page(p: &Page<'_>) -> String {
         other_label = l.t("中文", "English"),
         other_name = name(l.other()),
     );
-    if p.suspicious {
+    if let Some(warning) = &p.suspicious {
         let _ = write!(
             html,
-            "<section class=\"warn\" role=\"alert\" id=\"scan-warning\"><h2>{}</h2><p>{}</p></section>",
+            "<section class=\"warn\" role=\"alert\" id=\"scan-warning\"><h2>{}</h2><ul>",
             l.t("Check this code", "请核实此码"),
+        );
+        for line in scan_warning_lines(l, warning) {
+            let _ = write!(html, "<li>{}</li>", escape(&line));
+        }
+        let _ = write!(
+            html,
+            "</ul><p>{}</p></section>",
             l.t(
-                "This code has been scanned unusually often, in places far apart. It may have been copied: ask the seller.",
-                "此码的扫描次数异常，且来自相距很远的地方，可能被复制。请向卖家核实。"
+                "A genuine pack is scanned by a few people in one place. This code may have been copied: ask the seller.",
+                "正品包装通常只在一地被少数人扫描。此码可能被复制，请向卖家核实。"
             ),
         );
     }
@@ -614,10 +664,10 @@ mod tests {
         check(Some("xx"), Some("zh-TW"), Lang::Zh);
     }
 
-    fn serial_page(suspicious: bool) -> String {
+    fn serial_page(lang: Lang, suspicious: Option<ScanWarning>) -> String {
         let journey = serde_json::json!({ "events": [], "custody": [] });
         page(&Page {
-            lang: Lang::Zh,
+            lang,
             path: "/01/06901234567892/10/L1/21/S1".into(),
             gtin: "06901234567892".into(),
             lot: "L1",
@@ -630,13 +680,72 @@ mod tests {
         })
     }
 
+    fn warning(reasons: &[Reason]) -> ScanWarning {
+        ScanWarning {
+            reasons: reasons.to_vec(),
+            count: 120,
+            countries: vec!["CN".into(), "NL".into(), "TH".into()],
+            countries_capped: false,
+            networks: 9,
+            networks_capped: false,
+        }
+    }
+
     #[test]
     fn a_serial_scanned_far_apart_carries_a_warning_and_others_do_not() {
-        let warned = serial_page(true);
+        let warned = serial_page(Lang::Zh, Some(warning(&[Reason::Prefixes])));
         assert!(warned.contains("id=\"scan-warning\""), "{warned}");
         assert!(warned.contains("role=\"alert\""));
         assert!(warned.contains("<dd>9</dd>"), "the scan count: {warned}");
-        assert!(!serial_page(false).contains("scan-warning"));
+        assert!(warned.contains("已从9个网络被扫描。"), "{warned}");
+        assert!(!serial_page(Lang::Zh, None).contains("scan-warning"));
+    }
+
+    #[test]
+    fn the_warning_says_which_rule_fired_in_both_languages() {
+        let check = |lang: Lang, reasons: &[Reason], expected: &[&str]| {
+            assert_eq!(
+                scan_warning_lines(lang, &warning(reasons)),
+                expected,
+                "{lang:?} {reasons:?}"
+            );
+        };
+        check(
+            Lang::En,
+            &[Reason::Countries],
+            &["Scanned in 3 countries: CN, NL, TH."],
+        );
+        check(
+            Lang::Zh,
+            &[Reason::Countries],
+            &["已在3个国家或地区被扫描：CN、NL、TH。"],
+        );
+        check(
+            Lang::En,
+            &[Reason::Prefixes, Reason::Count],
+            &[
+                "Scanned from 9 networks.",
+                "Scanned 120 times from 9 networks.",
+            ],
+        );
+        check(Lang::Zh, &[Reason::Count], &["已从9个网络被扫描120次。"]);
+        let capped = ScanWarning {
+            countries_capped: true,
+            networks_capped: true,
+            ..warning(&[Reason::Countries, Reason::Prefixes])
+        };
+        assert_eq!(
+            scan_warning_lines(Lang::En, &capped),
+            [
+                "Scanned in at least 3 countries: CN, NL, TH.",
+                "Scanned from at least 9 networks."
+            ]
+        );
+        let html = serial_page(Lang::En, Some(warning(&[Reason::Countries])));
+        assert!(
+            html.contains("<li>Scanned in 3 countries: CN, NL, TH.</li>"),
+            "{html}"
+        );
     }
 
     #[test]
@@ -657,7 +766,7 @@ mod tests {
             owner: None,
             journey: &journey,
             certificates: &[],
-            suspicious: false,
+            suspicious: None,
             scans: None,
         });
         assert!(!html.contains("<script>x"), "{html}");

@@ -10,7 +10,7 @@
 //! | `GET /.well-known/gs1resolver` | `ReadPublic` | the resolver description file |
 //! | `GET /v1/public/01/...` | `ReadPublic` | the default link: a public JSON summary of the product (and lot/serial) |
 //! | `GET /qr/01/...[.svg\|.png][?ec=L\|M\|Q\|H&module=1..32&base=https://...]` | `ReadPublic` | the QR code of the canonical Digital Link, SVG or PNG (suffix or `Accept`) |
-//! | `GET /v1/scans/01/{gtin}/21/{serial}` | `ReadRecords` of the GTIN's owner (its partners, auditors) | scan count, first and last scan, address prefixes, languages, the `suspicious` flag and its rule |
+//! | `GET /v1/scans/01/{gtin}/21/{serial}` | `ReadRecords` of the GTIN's owner (its partners, auditors) | scan count, first and last scan, address prefixes, countries, languages, the `suspicious` flag, the `reasons` that fired and the rule |
 //!
 //! Every resolver answer carries `Access-Control-Allow-Origin: *`. Bad syntax, a wrong check
 //! digit, qualifiers out of order or a bad character answer 400 with a problem document naming
@@ -29,13 +29,20 @@
 //! Links are written on the node's public base URL (`public_url` in the configuration, else
 //! `http://{listen address}`). The resolver's hot path reads no storage for a known GTIN
 //! ([`crate::master::MasterData::product_by_gtin`] caches products) and writes none: a GET of a
-//! serialised key counts a scan in memory ([`scans`]).
+//! serialised key counts a scan in memory ([`scans`]), with the client's country when the
+//! operator configured an IP-to-country table ([`geo`]).
+//!
+//! The client of a scan is the connection's peer, unless the peer is one of the configured
+//! `trusted_proxies`: then it is the right-most `X-Forwarded-For` address that is not a trusted
+//! proxy ([`client_address`]). The header is never read from anyone else, so a client cannot
+//! pick the address (and country) it is counted under.
 
+pub mod geo;
 pub mod links;
 pub mod qr;
 pub mod scans;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::Router;
@@ -51,26 +58,100 @@ use crate::access::{Caller, require, require_visible};
 use crate::auth::Action;
 use crate::http::{ApiError, AppState, json_status};
 use crate::master::Product;
+use geo::{CountryCode, GeoTable};
 pub use links::BaseUrl;
 use links::{LINKSET_JSON, LinkType, Wanted, paths};
-use scans::{Scan, ScanCounter, address_prefix, primary_language};
+use scans::{Scan, ScanCounter, ScanRule, address_prefix, primary_language};
 
 /// The resolver's share of the node's state.
 #[derive(Debug, Clone)]
 pub struct Resolver {
     base: Arc<BaseUrl>,
     scans: ScanCounter,
+    countries: Option<Arc<GeoTable>>,
+    trusted_proxies: Arc<[IpAddr]>,
+}
+
+/// Most `X-Forwarded-For` hops examined (right to left) for the client's address.
+pub const FORWARDED_HOPS_MAX: usize = 32;
+
+/// The address a request is counted under: `peer`, unless `peer` is a trusted proxy; then the
+/// right-most address of the `X-Forwarded-For` headers (taken in order as one list, RFC 9110
+/// §5.3) that is not a trusted proxy. An entry that is not an address ends the walk: the
+/// client is the trusted hop that wrote it. With every hop trusted, the left-most one.
+/// IPv4-mapped IPv6 addresses compare as IPv4.
+#[must_use]
+pub fn client_address(peer: IpAddr, headers: &HeaderMap, trusted_proxies: &[IpAddr]) -> IpAddr {
+    let trusted = |address: IpAddr| trusted_proxies.contains(&address.to_canonical());
+    let mut client = peer.to_canonical();
+    if !trusted(client) {
+        return client;
+    }
+    let forwarded: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .collect();
+    for hop in forwarded.iter().rev().take(FORWARDED_HOPS_MAX) {
+        match hop.trim().parse::<IpAddr>() {
+            Ok(address) => {
+                client = address.to_canonical();
+                if !trusted(client) {
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    client
 }
 
 impl Resolver {
     /// A resolver writing links on `base`, with an empty scan counter (start its flush task
-    /// with [`scans::start`]).
+    /// with [`scans::start`]), the default rule, no IP-to-country table and no trusted proxy.
     #[must_use]
     pub fn new(base: BaseUrl) -> Self {
+        Self::configured(base, ScanRule::default(), None, Vec::new())
+    }
+
+    /// A resolver with the node's scan settings: the rule, the operator's IP-to-country table
+    /// and the proxies whose `X-Forwarded-For` is believed.
+    #[must_use]
+    pub fn configured(
+        base: BaseUrl,
+        rule: ScanRule,
+        countries: Option<GeoTable>,
+        trusted_proxies: Vec<IpAddr>,
+    ) -> Self {
+        let trusted_proxies: Vec<IpAddr> = trusted_proxies
+            .into_iter()
+            .map(|a| a.to_canonical())
+            .collect();
         Self {
             base: Arc::new(base),
-            scans: ScanCounter::default(),
+            scans: ScanCounter::new(rule),
+            countries: countries.map(Arc::new),
+            trusted_proxies: trusted_proxies.into(),
         }
+    }
+
+    /// Whether an IP-to-country table is configured.
+    #[must_use]
+    pub fn knows_countries(&self) -> bool {
+        self.countries.is_some()
+    }
+
+    /// The country of `address` in the configured table.
+    #[must_use]
+    pub fn country(&self, address: IpAddr) -> Option<CountryCode> {
+        self.countries.as_ref()?.lookup(address)
+    }
+
+    /// The address a request from `peer` is counted under ([`client_address`]).
+    #[must_use]
+    pub fn client(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        client_address(peer, headers, &self.trusted_proxies)
     }
 
     /// The base URL links are written on.
@@ -302,13 +383,15 @@ fn resolve_key(
     if let (true, Some(serial)) = (method == Method::GET, link.serial())
         && known_item(state, gtin, serial)?
     {
+        let client = state.resolver.client(peer.ip(), headers);
         state.resolver.scans.record(
             gtin,
             serial,
             &Scan {
                 at_ms: state.clock.now_ms(),
-                prefix: address_prefix(peer.ip()),
+                prefix: address_prefix(client),
                 language: header_str(headers, header::ACCEPT_LANGUAGE).and_then(primary_language),
+                country: state.resolver.country(client),
             },
         );
     }
@@ -513,12 +596,13 @@ async fn read_scans(state: &AppState, caller: &Caller, uri: &Uri) -> Result<Resp
         )));
     };
     require_visible(state, caller, Action::ReadRecords, &product.org)?;
-    let record = state
+    let report = state
         .resolver
         .scans
         .read(state.sequencer.storage(), gtin, serial)
         .await
         .map_err(|e| ApiError::Internal(format!("{e:#?}")))?;
+    let record = &report.record;
     Ok(json_status(
         StatusCode::OK,
         &json!({
@@ -532,8 +616,12 @@ async fn read_scans(state: &AppState, caller: &Caller, uri: &Uri) -> Result<Resp
             "address_prefixes_capped": record.prefixes_capped,
             "languages": record.languages,
             "languages_capped": record.languages_capped,
-            "suspicious": record.suspicious(),
-            "rule": scans::SUSPICIOUS_RULE,
+            "country_table": state.resolver.knows_countries(),
+            "countries": record.countries,
+            "countries_capped": record.countries_capped,
+            "suspicious": report.suspicious(),
+            "reasons": report.reasons,
+            "rule": state.resolver.scans.rule().text(),
         }),
     ))
 }
@@ -571,6 +659,58 @@ mod tests {
         })
         .expect("env");
         assert_eq!(env.public_url, "https://trace.example.cn");
+    }
+
+    #[test]
+    fn forwarded_addresses_are_believed_only_from_trusted_proxies() {
+        let proxies: Vec<IpAddr> = ["127.0.0.1", "10.0.0.2"]
+            .iter()
+            .map(|a| a.parse().expect("ip"))
+            .collect();
+        let check = |peer: &str, forwarded: &[&str], expected: &str| {
+            let mut headers = HeaderMap::new();
+            for value in forwarded {
+                headers.append(
+                    "x-forwarded-for",
+                    HeaderValue::from_str(value).expect("value"),
+                );
+            }
+            let peer: IpAddr = peer.parse().expect("peer");
+            assert_eq!(
+                client_address(peer, &headers, &proxies).to_string(),
+                expected,
+                "{peer} {forwarded:?}"
+            );
+        };
+        // No header, or a peer that is no trusted proxy: the peer.
+        check("127.0.0.1", &[], "127.0.0.1");
+        check("203.0.113.9", &["198.51.100.1"], "203.0.113.9");
+        check("127.0.0.2", &["198.51.100.1"], "127.0.0.2");
+        // A trusted proxy: the right-most hop it did not add itself.
+        check("127.0.0.1", &["198.51.100.1"], "198.51.100.1");
+        check("::ffff:127.0.0.1", &["198.51.100.1"], "198.51.100.1");
+        check("127.0.0.1", &["6.6.6.6, 198.51.100.1"], "198.51.100.1");
+        check(
+            "127.0.0.1",
+            &["6.6.6.6, 198.51.100.1, 10.0.0.2"],
+            "198.51.100.1",
+        );
+        check(
+            "127.0.0.1",
+            &["6.6.6.6", "198.51.100.1 , 10.0.0.2"],
+            "198.51.100.1",
+        );
+        check("127.0.0.1", &["2001:db8::7"], "2001:db8::7");
+        check("127.0.0.1", &["::ffff:198.51.100.1"], "198.51.100.1");
+        // Every hop trusted: the left-most; garbage ends the walk at the hop that wrote it.
+        check("127.0.0.1", &["10.0.0.2"], "10.0.0.2");
+        check("127.0.0.1", &["198.51.100.1, unknown"], "127.0.0.1");
+        check(
+            "127.0.0.1",
+            &["198.51.100.1, nonsense, 10.0.0.2"],
+            "10.0.0.2",
+        );
+        check("127.0.0.1", &["198.51.100.1:4431"], "127.0.0.1");
     }
 
     #[test]

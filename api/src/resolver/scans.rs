@@ -10,7 +10,14 @@
 //! scans of the last period, which is acceptable for a warning sign, not evidence.
 //!
 //! Only an address prefix is kept, never an address: IPv4 /24, IPv6 /48 (an IPv4-mapped
-//! IPv6 address counts as IPv4).
+//! IPv6 address counts as IPv4). When the operator configured an IP-to-country table
+//! ([`super::geo`]), the country of the address is looked up at scan time and only its code is
+//! kept with the prefixes.
+//!
+//! The rule ([`ScanRule`], [`ScanRecord::reasons`]) flags a code scanned in more than one
+//! country, from more than [`SUSPICIOUS_PREFIXES`] prefixes, or unusually often (more than a
+//! configured count) from more than one prefix. The count alone never decides: anyone can
+//! repeat a request and mark a genuine pack.
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
@@ -19,6 +26,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use gs1::{Gtin, Serial};
+
+use super::geo::CountryCode;
 use ingest::IngestStorage;
 use ledger::storage::SidecarRecord;
 use serde::{Deserialize, Serialize};
@@ -35,8 +44,12 @@ pub const FLUSH_PERIOD_MS: u64 = 1_000;
 pub const PREFIXES_KEPT_MAX: usize = 64;
 /// Distinct languages kept per key.
 pub const LANGUAGES_KEPT_MAX: usize = 32;
+/// Distinct countries kept per key.
+pub const COUNTRIES_KEPT_MAX: usize = 64;
 /// A key scanned from more distinct address prefixes than this is suspicious.
 pub const SUSPICIOUS_PREFIXES: usize = 5;
+/// Default of [`ScanRule::unusual_count`] (`scans_unusual_count` in the configuration).
+pub const UNUSUAL_COUNT_DEFAULT: u64 = 50;
 
 /// The store key of a serialised item's scans.
 #[must_use]
@@ -86,6 +99,8 @@ pub struct Scan {
     pub prefix: String,
     /// The primary language the client asked for ([`primary_language`]).
     pub language: Option<String>,
+    /// The client's country, when the node has an IP-to-country table that knows it.
+    pub country: Option<CountryCode>,
 }
 
 /// What is known about the scans of one serialised item.
@@ -105,12 +120,58 @@ pub struct ScanRecord {
     pub languages: BTreeSet<String>,
     /// Whether more languages were seen than are kept.
     pub languages_capped: bool,
+    /// Distinct countries of the clients (ISO 3166-1 alpha-2), at most
+    /// [`COUNTRIES_KEPT_MAX`]; empty without an IP-to-country table. Records written before
+    /// countries were kept read as none.
+    #[serde(default)]
+    pub countries: BTreeSet<String>,
+    /// Whether more countries were seen than are kept.
+    #[serde(default)]
+    pub countries_capped: bool,
 }
 
-/// The rule [`ScanRecord::suspicious`] applies, in words (served with the flag).
-pub const SUSPICIOUS_RULE: &str = "scans from more than 5 distinct client address prefixes \
-     (IPv4 /24, IPv6 /48): a genuine pack is scanned by a few people; a copied code is scanned \
-     far apart (the count alone is not used: anyone can repeat a request)";
+/// Why a code counts as suspicious.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Reason {
+    /// Scanned in more than one country.
+    Countries,
+    /// Scanned from more than [`SUSPICIOUS_PREFIXES`] address prefixes.
+    Prefixes,
+    /// Scanned more than [`ScanRule::unusual_count`] times, from more than one prefix.
+    Count,
+}
+
+/// The configured part of the rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScanRule {
+    /// More scans than this, from more than one prefix, are unusually many
+    /// (`scans_unusual_count`).
+    pub unusual_count: u64,
+}
+
+impl Default for ScanRule {
+    fn default() -> Self {
+        Self {
+            unusual_count: UNUSUAL_COUNT_DEFAULT,
+        }
+    }
+}
+
+impl ScanRule {
+    /// The rule in words (served with the flag).
+    #[must_use]
+    pub fn text(&self) -> String {
+        format!(
+            "suspicious when scanned in more than one country (with the operator's IP-to-country \
+             table), from more than {SUSPICIOUS_PREFIXES} distinct client address prefixes \
+             (IPv4 /24, IPv6 /48), or more than {} times from more than one prefix: a genuine \
+             pack is scanned by a few people in one place; a copied code is scanned far apart \
+             (the count from one place alone is not used: anyone can repeat a request)",
+            self.unusual_count
+        )
+    }
+}
 
 fn insert_capped(set: &mut BTreeSet<String>, capped: &mut bool, value: &str, max: usize) {
     if set.contains(value) {
@@ -134,6 +195,8 @@ impl ScanRecord {
             prefixes_capped: false,
             languages: scan.language.iter().cloned().collect(),
             languages_capped: false,
+            countries: scan.country.iter().map(ToString::to_string).collect(),
+            countries_capped: false,
         });
     }
 
@@ -167,21 +230,86 @@ impl ScanRecord {
             );
         }
         self.languages_capped |= other.languages_capped;
+        for country in &other.countries {
+            insert_capped(
+                &mut self.countries,
+                &mut self.countries_capped,
+                country,
+                COUNTRIES_KEPT_MAX,
+            );
+        }
+        self.countries_capped |= other.countries_capped;
     }
 
-    /// Whether the scans look like a copied code: scans from more than
-    /// [`SUSPICIOUS_PREFIXES`] distinct address prefixes (a stand-in for "several countries"
-    /// that needs no address database). The count alone decides nothing: anyone can repeat a
-    /// request and mark a genuine pack. See [`SUSPICIOUS_RULE`].
+    /// Why the scans look like a copied code, in [`Reason`] order; empty when they do not.
+    /// See [`ScanRule::text`].
+    #[must_use]
+    pub fn reasons(&self, rule: &ScanRule) -> Vec<Reason> {
+        let mut reasons = Vec::new();
+        if self.countries.len() > 1 || self.countries_capped {
+            reasons.push(Reason::Countries);
+        }
+        if self.prefixes.len() > SUSPICIOUS_PREFIXES || self.prefixes_capped {
+            reasons.push(Reason::Prefixes);
+        }
+        if self.count > rule.unusual_count && (self.prefixes.len() > 1 || self.prefixes_capped) {
+            reasons.push(Reason::Count);
+        }
+        reasons
+    }
+}
+
+/// A record with the rule applied: what the scans endpoint and the consumer page show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanReport {
+    /// The scans.
+    pub record: ScanRecord,
+    /// Why they look like a copied code (empty: they do not).
+    pub reasons: Vec<Reason>,
+}
+
+/// What the consumer page's warning says: which rules fired and the figures behind them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanWarning {
+    /// The rules that fired (never empty).
+    pub reasons: Vec<Reason>,
+    /// Scans counted.
+    pub count: u64,
+    /// The countries (upper-case codes).
+    pub countries: Vec<String>,
+    /// Whether more countries were seen than are listed.
+    pub countries_capped: bool,
+    /// Distinct address prefixes.
+    pub networks: usize,
+    /// Whether more prefixes were seen than counted.
+    pub networks_capped: bool,
+}
+
+impl ScanReport {
+    /// Whether any rule fired.
     #[must_use]
     pub fn suspicious(&self) -> bool {
-        self.prefixes.len() > SUSPICIOUS_PREFIXES || self.prefixes_capped
+        !self.reasons.is_empty()
+    }
+
+    /// The consumer page's warning, if any rule fired.
+    #[must_use]
+    pub fn warning(&self) -> Option<ScanWarning> {
+        self.suspicious().then(|| ScanWarning {
+            reasons: self.reasons.clone(),
+            count: self.record.count,
+            countries: self.record.countries.iter().cloned().collect(),
+            countries_capped: self.record.countries_capped,
+            networks: self.record.prefixes.len(),
+            networks_capped: self.record.prefixes_capped,
+        })
     }
 }
 
 /// Pending scans, shared by the request handlers and the flush task.
 #[derive(Debug, Clone, Default)]
 pub struct ScanCounter {
+    rule: ScanRule,
     pending: Arc<std::sync::Mutex<HashMap<Vec<u8>, ScanRecord>>>,
     /// Held while a flush moves scans from memory to the store, and by readers, so a reader
     /// never sees a scan twice or not at all.
@@ -211,6 +339,21 @@ impl ScanCounter {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// A counter applying `rule`.
+    #[must_use]
+    pub fn new(rule: ScanRule) -> Self {
+        Self {
+            rule,
+            ..Self::default()
+        }
+    }
+
+    /// The rule reads apply.
+    #[must_use]
+    pub fn rule(&self) -> &ScanRule {
+        &self.rule
+    }
+
     /// Counts a scan of `gtin` + `serial` (no I/O).
     pub fn record(&self, gtin: Gtin, serial: &Serial, scan: &Scan) {
         let key = scan_key(gtin, serial);
@@ -232,11 +375,24 @@ impl ScanCounter {
         self.dropped.load(Ordering::Relaxed)
     }
 
-    /// Everything counted for `gtin` + `serial`: stored and pending.
+    /// Everything counted for `gtin` + `serial` (stored and pending), with the rule applied.
     ///
     /// # Errors
     /// [`FlushError`] if the store fails or holds a record that does not decode.
     pub async fn read<S: IngestStorage>(
+        &self,
+        storage: &S,
+        gtin: Gtin,
+        serial: &Serial,
+    ) -> Result<ScanReport, FlushError> {
+        let record = self.read_record(storage, gtin, serial).await?;
+        Ok(ScanReport {
+            reasons: record.reasons(&self.rule),
+            record,
+        })
+    }
+
+    async fn read_record<S: IngestStorage>(
         &self,
         storage: &S,
         gtin: Gtin,
@@ -382,41 +538,35 @@ mod tests {
             at_ms,
             prefix: prefix.to_owned(),
             language: language.map(str::to_owned),
+            country: None,
         }
     }
 
+    fn scan_in(prefix: &str, country: &str) -> Scan {
+        Scan {
+            country: Some(CountryCode::parse(country).expect("a code")),
+            ..scan(1, prefix, None)
+        }
+    }
+
+    const RULE: ScanRule = ScanRule { unusual_count: 50 };
+
     #[test]
-    fn records_merge_in_any_order_and_flag_by_the_stated_rule() {
+    fn records_merge_in_any_order() {
         let mut a = ScanRecord::default();
         a.add(&scan(20, "1.2.3.0/24", Some("zh")));
         a.add(&scan(10, "1.2.3.0/24", None));
         let mut b = ScanRecord::default();
-        b.add(&scan(30, "5.6.7.0/24", Some("en")));
+        b.add(&scan_in("5.6.7.0/24", "th"));
         let mut ab = a.clone();
         ab.merge(&b);
         let mut ba = b.clone();
         ba.merge(&a);
         assert_eq!(ab, ba);
-        assert_eq!((ab.count, ab.first_ms, ab.last_ms), (3, 10, 30));
+        assert_eq!((ab.count, ab.first_ms, ab.last_ms), (3, 1, 20));
         assert_eq!(ab.prefixes.len(), 2);
-        assert!(!ab.suspicious());
-
-        let mut often = ScanRecord::default();
-        for i in 0..1_000 {
-            often.add(&scan(i, "1.2.3.0/24", None));
-        }
-        assert!(!often.suspicious(), "one place scanning often is no copy");
-        let mut five = ScanRecord::default();
-        for i in 0..SUSPICIOUS_PREFIXES {
-            five.add(&scan(1, &format!("10.0.{i}.0/24"), None));
-        }
-        assert!(!five.suspicious(), "exactly the limit is fine");
-
-        let mut far = ScanRecord::default();
-        for i in 0..=SUSPICIOUS_PREFIXES {
-            far.add(&scan(1, &format!("10.0.{i}.0/24"), None));
-        }
-        assert!(far.suspicious(), "{far:?}");
+        assert_eq!(ab.countries, BTreeSet::from(["TH".to_owned()]));
+        assert!(ab.reasons(&RULE).is_empty());
 
         let mut many = ScanRecord::default();
         for i in 0..PREFIXES_KEPT_MAX + 3 {
@@ -424,6 +574,117 @@ mod tests {
         }
         assert_eq!(many.prefixes.len(), PREFIXES_KEPT_MAX);
         assert!(many.prefixes_capped);
+        let mut everywhere = ScanRecord::default();
+        for i in 0..COUNTRIES_KEPT_MAX + 1 {
+            let code = format!(
+                "{}{}",
+                char::from(b'A' + u8::try_from(i / 26).expect("small")),
+                char::from(b'A' + u8::try_from(i % 26).expect("small"))
+            );
+            everywhere.add(&scan_in("10.0.0.0/24", &code));
+        }
+        assert_eq!(everywhere.countries.len(), COUNTRIES_KEPT_MAX);
+        assert!(everywhere.countries_capped);
+        assert_eq!(everywhere.reasons(&RULE), [Reason::Countries]);
+    }
+
+    #[test]
+    fn the_rule_says_which_reason_fired() {
+        let check = |scans: &[Scan], expected: &[Reason]| {
+            let mut record = ScanRecord::default();
+            for s in scans {
+                record.add(s);
+            }
+            assert_eq!(record.reasons(&RULE), expected, "{record:?}");
+        };
+        let from = |prefixes: usize, times: usize| -> Vec<Scan> {
+            (0..times)
+                .map(|i| scan(1, &format!("10.0.{}.0/24", i % prefixes), None))
+                .collect()
+        };
+        // One country, however many scans from one place: nothing.
+        check(
+            &[scan_in("1.2.3.0/24", "CN"), scan_in("1.2.4.0/24", "CN")],
+            &[],
+        );
+        // Two countries: flagged, even from two scans.
+        check(
+            &[scan_in("1.2.3.0/24", "CN"), scan_in("5.6.7.0/24", "NL")],
+            &[Reason::Countries],
+        );
+        // A scan whose country is unknown adds no country.
+        check(
+            &[scan_in("1.2.3.0/24", "CN"), scan(1, "5.6.7.0/24", None)],
+            &[],
+        );
+        // Prefixes: the limit is fine, one more is not.
+        check(&from(SUSPICIOUS_PREFIXES, SUSPICIOUS_PREFIXES), &[]);
+        check(
+            &from(SUSPICIOUS_PREFIXES + 1, SUSPICIOUS_PREFIXES + 1),
+            &[Reason::Prefixes],
+        );
+        // The count: one place scanning often is no copy; the limit from two places is fine;
+        // one more from two places is unusually often.
+        check(&from(1, 1_000), &[]);
+        check(&from(2, 50), &[]);
+        check(&from(2, 51), &[Reason::Count]);
+        // All three at once, in their order.
+        let mut all = from(SUSPICIOUS_PREFIXES + 1, 60);
+        all.push(scan_in("1.2.3.0/24", "CN"));
+        all.push(scan_in("1.2.3.0/24", "TH"));
+        check(&all, &[Reason::Countries, Reason::Prefixes, Reason::Count]);
+        // The configured count is the one applied.
+        let mut record = ScanRecord::default();
+        for s in from(2, 11) {
+            record.add(&s);
+        }
+        assert_eq!(
+            record.reasons(&ScanRule { unusual_count: 10 }),
+            [Reason::Count]
+        );
+        assert!(
+            ScanRule { unusual_count: 10 }
+                .text()
+                .contains("more than 10 times")
+        );
+    }
+
+    #[test]
+    fn records_written_before_countries_were_kept_still_read() {
+        let old = r#"{"count":3,"first_ms":1,"last_ms":2,"prefixes":["1.2.3.0/24"],
+            "prefixes_capped":false,"languages":["zh"],"languages_capped":false}"#;
+        let record: ScanRecord = serde_json::from_str(old).expect("an old record decodes");
+        assert_eq!(record.count, 3);
+        assert!(record.countries.is_empty());
+        assert!(!record.countries_capped);
+        let again: ScanRecord =
+            serde_json::from_slice(&serde_json::to_vec(&record).expect("encodes"))
+                .expect("decodes");
+        assert_eq!(again, record);
+    }
+
+    #[test]
+    fn a_report_warns_with_its_figures() {
+        let mut record = ScanRecord::default();
+        record.add(&scan_in("1.2.3.0/24", "TH"));
+        record.add(&scan_in("5.6.7.0/24", "CN"));
+        let report = ScanReport {
+            reasons: record.reasons(&RULE),
+            record,
+        };
+        let warning = report.warning().expect("a warning");
+        assert_eq!(warning.reasons, [Reason::Countries]);
+        assert_eq!(warning.countries, ["CN", "TH"]);
+        assert_eq!((warning.count, warning.networks), (2, 2));
+        let quiet = ScanReport {
+            record: ScanRecord::default(),
+            reasons: Vec::new(),
+        };
+        assert_eq!(quiet.warning(), None);
+        assert_eq!(
+            serde_json::to_value(Reason::Countries).expect("json"),
+            serde_json::json!("countries")
+        );
     }
 
     #[test]
