@@ -28,6 +28,7 @@ mod bench_node;
 mod bench_resolver;
 mod bench_trace;
 mod browser;
+mod cassandra;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -59,6 +60,7 @@ fn main() -> ExitCode {
         Some("bench-resolver") => bench_resolver::bench_resolver(),
         Some("bench-trace") => bench_trace::bench_trace(&args[1..]),
         Some("bench-evidence") => bench_evidence::bench_evidence(&args[1..]),
+        Some("cassandra") => cassandra::cassandra(&args[1..]),
         Some("fuzz") => {
             let runs = args
                 .get(1)
