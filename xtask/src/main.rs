@@ -12,6 +12,8 @@
 //!   directory under `target/demo`, seeds a demo lot (the browser tests' seed), registers 30
 //!   simulated devices and streams their readings, printing where to look (the lot's consumer
 //!   page among them), until Ctrl-C.
+//! * `cassandra [--keep]` — a real single-node Apache Cassandra 5.0 (jars from Maven Central) on
+//!   loopback: started, checked over the CQL native protocol, stopped ([`cassandra`]).
 //! * `bench` — runs the benchmarks whose figures BENCHMARKS.md records.
 //! * `bench-node` — the node's readings through Mosquitto to the log: throughput and latency
 //!   beside a broker-only baseline and the verification ceiling ([`bench_node`]).
@@ -84,6 +86,7 @@ fn main() -> ExitCode {
                  bench-resolver    the Digital Link resolver with wrk: requests/s beside /healthz\n  \
                  bench-trace       trace latency over a million readings, beside /healthz (--keep, --reuse)\n  \
                  bench-evidence    evidence bundle export of 100,000 readings, beside Ed25519 verifications/s (--readings N, --keep)\n  \
+                 cassandra [--keep] a real Cassandra 5.0 node (Maven Central) on loopback: start, check over CQL, stop\n  \
                  fuzz [RUNS]       run every fuzz target for RUNS iterations (default 1000000)"
             );
             return ExitCode::from(2);
