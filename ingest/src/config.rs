@@ -56,7 +56,10 @@ pub struct IngestConfig {
     /// A batch closes this long after its first message at the latest. 1..=60,000. Default 200.
     pub batch_window_ms: u64,
     /// Closed batches submitted to the sequencer and not yet committed. When all are taken
-    /// the batcher stops taking messages. 1..=1,024. Default 16.
+    /// the batcher stops taking messages. 1..=1,024. Default 64: a sequencer round commits
+    /// what is in flight, so this times `batch_readings_max` over the round period bounds
+    /// throughput (16 capped a node at 16 x 500 / 100 ms = 80,000 readings/s, measured),
+    /// and 64 x 500 readings in flight stays under `device_ack_held_max`.
     pub batches_in_flight_max: usize,
     /// Wait before resubmitting a batch the sequencer refused for a retryable reason.
     /// 1..=60,000. Default 100.
@@ -106,7 +109,7 @@ impl Default for IngestConfig {
             batcher_queue_depth: 256,
             batch_readings_max: 500,
             batch_window_ms: 200,
-            batches_in_flight_max: 16,
+            batches_in_flight_max: 64,
             retry_backoff_ms: 100,
             clock_skew_max_ms: 300_000,
             key_cache_entries_max: 100_000,
