@@ -33,7 +33,6 @@ pub mod shell;
 use std::sync::{Mutex, PoisonError};
 
 use axum::Router;
-use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
@@ -343,25 +342,12 @@ pub async fn consumer_page(
         scans: scans.as_ref().map(|s| s.record.count),
     };
     let html = render::page(&page);
-    let mut response = Response::new(Body::from(html));
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    headers.insert(
+    // The signed-in pages' headers (language, no caching, the same-origin-only CSP), and
+    // `Vary: Accept` too: the same URL answers API clients with a redirect.
+    let mut response = shell::respond(lang, html);
+    response.headers_mut().insert(
         header::VARY,
         HeaderValue::from_static("Accept, Accept-Language"),
-    );
-    headers.insert(
-        header::CONTENT_LANGUAGE,
-        HeaderValue::from_static(lang.tag()),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    // The page runs its own script only: no inline script, no other origin.
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(shell::CSP),
     );
     Ok(response)
 }
