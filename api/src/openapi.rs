@@ -722,8 +722,9 @@ fn node_ops() -> Vec<Op> {
             .answer(200, "`ok`", &[("text/plain", text("ok"))])
             .errors(&[503]),
         op("get", "/readyz", "readyz", "node", Access::Public, "Readiness: the sequencer is healthy, a checkpoint is published, every ingest worker is connected to the broker")
-            .answer(200, "Ready; each check with its detail.", &[("application/json", readiness.clone())])
-            .answer(503, "Not ready (alive or not: see `/healthz`): an RFC 9457 problem document naming the failing checks, with `ready` and `checks` as extension members.", &[("application/problem+json", readiness)]),
+            .answer(200, "Ready; each check with its detail.", &[("application/json", readiness)])
+            .describe("Not ready (alive or not: see `/healthz`) answers 503 with an RFC 9457 problem document whose `detail` names the failing checks and whose extension members `ready` and `checks` are those of the 200 answer.")
+            .errors(&[503]),
         op("get", "/metrics", "metrics", "node", Access::Public, "Prometheus metrics")
             .answer(200, "Prometheus text exposition format 0.0.4.", &[("text/plain", text("Metrics."))]),
         op("get", "/v1/log/key", "logKey", "log", Access::Public, "The log's verifier key")
