@@ -11,8 +11,9 @@
 //!     └──────── MQTT acks (via the receiving connection) + device acks (ack publisher) ◀──┘
 //! ```
 //!
-//! - **Workers** ([`mqtt`]): one rumqttc connection each on the shared subscription, QoS 1,
-//!   manual acks. A worker holds a permit per unacknowledged message; with none left it stops
+//! - **Workers** ([`mqtt`]): one MQTT connection each on the shared subscription, QoS 1,
+//!   acks sent by ingest after the commit (written in batches: one write carries every ack
+//!   queued at that moment). A worker holds a permit per unacknowledged message; with none left it stops
 //!   reading, so the broker holds the backlog.
 //! - **Verifiers** ([`verify`], pure): size limits, uplink and reading decoding, topic/device
 //!   match, key lookup by (device, key epoch) in the [`registry`] (cached), Ed25519 batch

@@ -1,19 +1,19 @@
 //! The MQTT edge: worker connections on the shared subscription and the device-ack publisher.
 //!
-//! Following the rumqttc pitfalls (REFERENCES.md): each connection's event loop is polled by
-//! its own task, which never awaits a publish or an ack (both go through `try_*` calls from
-//! other tasks); manual acks are on, and a message is acked through the client of the
-//! connection that received it, and only while that connection lives (a message from a
-//! replaced connection is never acked on the new one: its packet id means nothing there).
+//! Each connection is driven by [`session`]: a reader task that parses what the broker sends
+//! and a writer task that sends, in one write, everything queued for it (acks, device acks,
+//! pings). Nothing here awaits a write: acks and device acks are queued with `try_send` on the
+//! connection's bounded request channel from other tasks. A message is acked through the
+//! connection that received it, and only while that connection lives (each ack carries the
+//! connection's generation; one queued for a replaced connection is dropped, never sent on
+//! the new one, where its packet id means nothing).
 //!
 //! Backpressure: a worker takes a permit per message before forwarding it and the permit is
 //! returned when the message is acked (or dropped). With all permits out the worker stops
 //! reading the socket, so the broker holds the rest; nothing is dropped and no queue grows.
-//! rumqttc's event loop takes one request per poll at most, so acks can find the request
-//! channel full; such an ack is kept and retried (never dropped), and the connection's later
-//! acks wait behind it so they leave in receive order. Its permit is returned at once, since
-//! the worker must keep polling for the channel to drain; the acks kept are then bounded by
-//! the broker's in-flight window for the connection (unacknowledged messages).
+//! An ack that finds the request channel full is kept by the batcher and retried (never
+//! dropped), and the connection's later acks wait behind it so they leave in receive order;
+//! its permit is returned at once.
 //!
 //! Why the order matters: Mosquitto 2.0 finds the message a `PUBACK` names by walking the
 //! connection's in-flight list from its oldest entry. One ack left behind (retried later)
@@ -21,14 +21,17 @@
 //! broker spent 94% of its time in that walk (`db__message_delete_outgoing`, measured with
 //! `perf`) and carried 2,400 readings a second.
 
+mod session;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, Publish, QoS};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use rumqttc::mqttbytes::v4::{Packet, Publish};
+use tokio::sync::{Mutex, Notify, OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
 
+use self::session::{Outbound, Reader, Session, SessionError, SessionOptions, Writer, WriterEnd};
 use crate::clock::Clock;
 use crate::config::IngestConfig;
 use crate::metrics::{Metrics, add};
@@ -38,11 +41,9 @@ use crate::metrics::{Metrics, add};
 /// one broker round trip per 100 acks; 1,000 keeps it ahead while the broker keeps up. Beyond
 /// it the batcher holds acks and merges them (see [`AckPublisher`]).
 pub const ACK_PUBLISHER_INFLIGHT: u16 = 1_000;
-/// Request-channel room of an ack connection beyond its in-flight window (its subscription
-/// and disconnect requests, and a race between a `PUBACK` and the room check).
+/// Request-channel room of an ack connection beyond its in-flight window (a race between a
+/// `PUBACK` and the room check).
 const ACK_CHANNEL_SLACK: usize = 64;
-/// Largest outgoing packet (acks and subscriptions are small).
-const OUTGOING_PACKET_BYTES_MAX: usize = 16 * 1024;
 /// First wait before a reconnection.
 const RECONNECT_BACKOFF_MIN_MS: u64 = 100;
 
@@ -63,17 +64,37 @@ pub struct Delivery {
 
 impl Delivery {
     /// Returns the worker's permit now, before the ack is queued: an ack waiting behind
-    /// another must not hold the permit the worker may be waiting for (while it waits it
-    /// does not poll, and its request channel does not drain).
+    /// another must not hold the permit the worker may be waiting for.
     pub fn release_permit(&mut self) {
         self.permit = None;
+    }
+}
+
+/// A connection's request channel and close signal, shared by the tasks that queue on it
+/// and the connection's successive writers.
+#[derive(Debug, Clone)]
+struct Requests {
+    tx: mpsc::Sender<Outbound>,
+    rx: Arc<Mutex<mpsc::Receiver<Outbound>>>,
+    close: Arc<Notify>,
+}
+
+impl Requests {
+    fn new(capacity: usize) -> Self {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        Self {
+            tx,
+            rx: Arc::new(Mutex::new(rx)),
+            close: Arc::new(Notify::new()),
+        }
     }
 }
 
 /// What the batcher needs to acknowledge a worker's messages.
 #[derive(Debug, Clone)]
 pub struct WorkerLink {
-    client: AsyncClient,
+    requests: mpsc::Sender<Outbound>,
+    close: Arc<Notify>,
     generation: Arc<AtomicU64>,
 }
 
@@ -90,36 +111,45 @@ pub enum AckOutcome {
 
 impl WorkerLink {
     /// Queues the ack of `delivery` on its connection. The worker's permit is returned first,
-    /// even if the request channel is full: the event loop drains that channel only while the
-    /// worker polls, so holding the permit until the ack is queued could stop both.
+    /// even if the request channel is full (the worker must not wait on an ack to go on).
     pub fn ack(&self, mut delivery: Delivery, metrics: &Metrics) -> AckOutcome {
         delivery.permit = None;
         if self.generation.load(Ordering::Acquire) != delivery.generation {
             add(&metrics.mqtt_acks_stale, 1);
             return AckOutcome::Stale;
         }
-        match self.client.try_ack(&delivery.publish) {
+        let request = Outbound::PubAck {
+            pkid: delivery.publish.pkid,
+            generation: delivery.generation,
+        };
+        match self.requests.try_send(request) {
             Ok(()) => {
                 add(&metrics.mqtt_acks, 1);
                 AckOutcome::Queued
             }
-            Err(_) => AckOutcome::Retry(delivery),
+            Err(mpsc::error::TrySendError::Full(_)) => AckOutcome::Retry(delivery),
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                add(&metrics.mqtt_acks_stale, 1);
+                AckOutcome::Stale
+            }
         }
     }
 
-    /// Asks the connection to close (the worker task ends once it is sent).
+    /// Asks the connection to close once what is queued is written (the worker task ends).
     pub fn disconnect(&self) {
-        let _ = self.client.try_disconnect();
+        self.close.notify_one();
     }
 }
 
-fn options(config: &IngestConfig, client_id: String) -> MqttOptions {
-    let mut options = MqttOptions::new(client_id, config.broker_host.clone(), config.broker_port);
-    options
-        .set_keep_alive(Duration::from_secs(config.keep_alive_secs))
-        .set_clean_session(true)
-        .set_max_packet_size(config.incoming_packet_bytes_max, OUTGOING_PACKET_BYTES_MAX);
-    options
+fn session_options(config: &IngestConfig, client_id: String) -> SessionOptions {
+    SessionOptions {
+        host: config.broker_host.clone(),
+        port: config.broker_port,
+        client_id,
+        keep_alive: Duration::from_secs(config.keep_alive_secs),
+        incoming_bytes_max: config.incoming_packet_bytes_max,
+        credentials: None,
+    }
 }
 
 /// Waits before the next connection attempt, doubling up to the configured maximum.
@@ -128,7 +158,7 @@ async fn back_off(backoff_ms: &mut u64, max_ms: u64) {
     *backoff_ms = (*backoff_ms * 2).min(max_ms);
 }
 
-/// Starts worker `index`: its connection, subscription and polling task.
+/// Starts worker `index`: its connection, subscription and reading task.
 pub fn spawn_worker(
     index: usize,
     config: &IngestConfig,
@@ -137,18 +167,17 @@ pub fn spawn_worker(
     metrics: Arc<Metrics>,
     clock: Arc<dyn Clock>,
 ) -> (WorkerLink, JoinHandle<()>) {
-    let mut mqtt = options(config, format!("{}-{index}", config.client_id_prefix));
-    mqtt.set_manual_acks(true);
     let permits = config.worker_messages_in_flight_max;
-    let (client, event_loop) = AsyncClient::new(mqtt, permits + 16);
+    let requests = Requests::new(permits + 16);
     let link = WorkerLink {
-        client: client.clone(),
+        requests: requests.tx.clone(),
+        close: requests.close.clone(),
         generation: Arc::new(AtomicU64::new(0)),
     };
     let worker = Worker {
         index,
-        client,
-        event_loop,
+        options: session_options(config, format!("{}-{index}", config.client_id_prefix)),
+        requests,
         generation: link.generation.clone(),
         permits: Arc::new(Semaphore::new(permits)),
         forward: Some(forward),
@@ -163,8 +192,8 @@ pub fn spawn_worker(
 
 struct Worker {
     index: usize,
-    client: AsyncClient,
-    event_loop: EventLoop,
+    options: SessionOptions,
+    requests: Requests,
     generation: Arc<AtomicU64>,
     permits: Arc<Semaphore>,
     forward: Option<mpsc::Sender<Delivery>>,
@@ -175,64 +204,37 @@ struct Worker {
     backoff_max_ms: u64,
 }
 
+/// How one connection of a worker ended.
+enum Ended {
+    /// Closed on request: the worker is done.
+    Closed,
+    /// Failed: reconnect (unless shutting down).
+    Failed(SessionError),
+}
+
 impl Worker {
     async fn run(mut self) {
         let mut backoff_ms = RECONNECT_BACKOFF_MIN_MS;
-        // Whether this worker counts in `workers_connected` (readiness).
-        let mut connected = false;
-        let metrics = self.metrics.clone();
-        let disconnected = |connected: &mut bool| {
-            if std::mem::take(connected) {
-                metrics.workers_connected.fetch_sub(1, Ordering::Relaxed);
-            }
-        };
         loop {
-            let event = if self.forward.is_some() {
-                // Until shutdown begins, also wake on the stop signal: the forwarding side must
-                // close promptly so the pipeline can drain. (Dropping the poll future once, at
-                // that moment, keeps its buffers: rumqttc reads into the connection's buffer.)
-                tokio::select! {
-                    event = self.event_loop.poll() => event,
-                    _ = self.stop.changed() => {
-                        self.forward = None;
-                        continue;
-                    }
+            let session = tokio::select! {
+                session = Session::open(&self.options) => session,
+                _ = self.stop.changed(), if self.forward.is_some() => {
+                    // Until shutdown begins, also wake on the stop signal: the forwarding side
+                    // must close promptly so the pipeline can drain.
+                    self.forward = None;
+                    continue;
                 }
-            } else {
-                self.event_loop.poll().await
             };
-            match event {
-                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+            let ended = match session {
+                Ok(session) => {
                     backoff_ms = RECONNECT_BACKOFF_MIN_MS;
-                    // A new connection: packet ids of the old one mean nothing now.
-                    self.generation.fetch_add(1, Ordering::AcqRel);
-                    add(&self.metrics.connections, 1);
-                    if !std::mem::replace(&mut connected, true) {
-                        add(&self.metrics.workers_connected, 1);
-                    }
-                    // A clean start forgets subscriptions: subscribe after every ConnAck.
-                    if let Err(error) = self
-                        .client
-                        .try_subscribe(self.subscription.clone(), QoS::AtLeastOnce)
-                    {
-                        tracing::error!(worker = self.index, %error, "could not queue the subscription");
-                    }
-                    tracing::info!(worker = self.index, "connected to the broker");
+                    self.connected(session).await
                 }
-                Ok(Event::Incoming(Packet::Publish(publish))) => {
-                    if !self.take(publish).await {
-                        // Shutting down: the message stays unacked; the broker or the device
-                        // offers it again.
-                        self.forward = None;
-                    }
-                }
-                Ok(Event::Outgoing(Outgoing::Disconnect)) => {
-                    disconnected(&mut connected);
-                    return;
-                }
-                Ok(_) => {}
-                Err(error) => {
-                    disconnected(&mut connected);
+                Err(error) => Ended::Failed(error),
+            };
+            match ended {
+                Ended::Closed => return,
+                Ended::Failed(error) => {
                     if self.forward.is_none() && *self.stop.borrow() {
                         return;
                     }
@@ -244,8 +246,77 @@ impl Worker {
         }
     }
 
+    /// Runs one connection until it ends.
+    async fn connected(&mut self, session: Session) -> Ended {
+        // A new connection: packet ids of the old one mean nothing now.
+        let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        add(&self.metrics.connections, 1);
+        add(&self.metrics.workers_connected, 1);
+        tracing::info!(worker = self.index, "connected to the broker");
+        let (mut reader, half) = session.split();
+        let stale_metrics = self.metrics.clone();
+        let writer = Writer {
+            generation,
+            ping_every: self.options.keep_alive / 2,
+            on_stale: Box::new(move || add(&stale_metrics.mqtt_acks_stale, 1)),
+        };
+        // A clean start forgets subscriptions: subscribe on every connection.
+        let mut writing = tokio::spawn(writer.run(
+            half,
+            self.requests.rx.clone(),
+            Some(session::subscription(&self.subscription)),
+            self.requests.close.clone(),
+        ));
+        let ended = tokio::select! {
+            error = self.read(&mut reader, generation) => Ended::Failed(error),
+            written = &mut writing => match written {
+                Ok(Ok(WriterEnd::Closed)) => Ended::Closed,
+                Ok(Err(error)) => Ended::Failed(error),
+                Err(_) => Ended::Failed(SessionError::Closed),
+            },
+        };
+        writing.abort();
+        self.metrics
+            .workers_connected
+            .fetch_sub(1, Ordering::Relaxed);
+        ended
+    }
+
+    /// Reads the connection until it fails.
+    async fn read(&mut self, reader: &mut Reader, generation: u64) -> SessionError {
+        loop {
+            let packet = if self.forward.is_some() {
+                tokio::select! {
+                    packet = reader.next() => packet,
+                    _ = self.stop.changed() => {
+                        self.forward = None;
+                        continue;
+                    }
+                }
+            } else {
+                reader.next().await
+            };
+            match packet {
+                Ok(Packet::Publish(publish)) => {
+                    if !self.take(publish, generation).await {
+                        // Shutting down: the message stays unacked; the broker or the device
+                        // offers it again.
+                        self.forward = None;
+                    }
+                }
+                Ok(Packet::SubAck(suback)) => {
+                    if !session::granted(&suback) {
+                        return SessionError::SubscriptionRefused(self.subscription.clone());
+                    }
+                }
+                Ok(_) => {}
+                Err(error) => return error,
+            }
+        }
+    }
+
     /// Forwards one message once a permit is free. False when shutting down.
-    async fn take(&mut self, publish: Publish) -> bool {
+    async fn take(&mut self, publish: Publish, generation: u64) -> bool {
         let Some(forward) = &self.forward else {
             return false;
         };
@@ -258,7 +329,7 @@ impl Worker {
         };
         let delivery = Delivery {
             worker: self.index,
-            generation: self.generation.load(Ordering::Acquire),
+            generation,
             publish,
             received_ms: self.clock.now_ms(),
             permit: Some(permit),
@@ -271,17 +342,15 @@ impl Worker {
 /// Publishes device acks on connections of their own, so a slow ack path never delays an
 /// MQTT ack and an MQTT ack never waits for a device ack.
 ///
-/// One connection per worker: one rumqttc connection publishes QoS 1 at about 10,000–15,000
-/// messages a second (one request per event-loop poll, one write each), below the readings
-/// rate of a busy node. A device's acks always go through the same connection (chosen by its
-/// topic), so they stay in order.
+/// One connection per worker; a device's acks always go through the same connection (chosen
+/// by its topic), so they stay in order.
 ///
 /// Each connection counts the acks it queued that the broker has not yet acknowledged
 /// (`PUBACK`). The batcher publishes a device's ack only while its connection has
 /// [`room`](Self::has_room) (fewer than [`ACK_PUBLISHER_INFLIGHT`] outstanding); otherwise it
 /// holds the ack and merges later ones into it. So nothing is ever queued behind a full
-/// request channel (where it was once dropped), an ack leaves at once while the broker keeps
-/// up, and when the broker falls behind each ack covers more readings (coalescing by load).
+/// request channel, an ack leaves at once while the broker keeps up, and when the broker
+/// falls behind each ack covers more readings (coalescing by load).
 #[derive(Debug, Clone)]
 pub struct AckPublisher {
     connections: Vec<AckConnection>,
@@ -289,7 +358,8 @@ pub struct AckPublisher {
 
 #[derive(Debug, Clone)]
 struct AckConnection {
-    client: AsyncClient,
+    requests: mpsc::Sender<Outbound>,
+    close: Arc<Notify>,
     /// Acks queued on this connection and not yet acknowledged by the broker.
     outstanding: Arc<AtomicU64>,
 }
@@ -318,7 +388,7 @@ pub enum AckPublishError {
 
 impl AckPublisher {
     /// Starts the publisher's connections (as many as workers) and one task that ends when
-    /// all of their polling tasks end.
+    /// all of their tasks end.
     pub fn spawn(config: &IngestConfig, metrics: Arc<Metrics>) -> (Self, JoinHandle<()>) {
         let mut connections = Vec::with_capacity(config.workers);
         let mut tasks = Vec::with_capacity(config.workers);
@@ -328,45 +398,22 @@ impl AckPublisher {
                 0 => format!("{}-acks", config.client_id_prefix),
                 _ => format!("{}-acks-{index}", config.client_id_prefix),
             };
-            let mut mqtt = options(config, id);
-            mqtt.set_inflight(ACK_PUBLISHER_INFLIGHT);
             // At most ACK_PUBLISHER_INFLIGHT acks are outstanding when one is queued (see
             // `has_room`), so the channel never holds more than that.
-            let (client, mut event_loop) = AsyncClient::new(
-                mqtt,
-                usize::from(ACK_PUBLISHER_INFLIGHT) + ACK_CHANNEL_SLACK,
-            );
+            let requests = Requests::new(usize::from(ACK_PUBLISHER_INFLIGHT) + ACK_CHANNEL_SLACK);
             let outstanding = Arc::new(AtomicU64::new(0));
-            let backoff_max_ms = config.reconnect_backoff_max_ms;
-            let metrics = metrics.clone();
-            let settled = outstanding.clone();
-            tasks.push(tokio::spawn(async move {
-                let mut backoff_ms = RECONNECT_BACKOFF_MIN_MS;
-                loop {
-                    match event_loop.poll().await {
-                        Ok(Event::Incoming(Packet::PubAck(_))) => settle_one(&settled),
-                        Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                            backoff_ms = RECONNECT_BACKOFF_MIN_MS;
-                            // A clean start forgets what was in flight; what rumqttc sends
-                            // again is counted down without wrapping. A lost ack costs the
-                            // device a resend, acked then as a duplicate.
-                            settled.store(0, Ordering::Release);
-                        }
-                        Ok(Event::Outgoing(Outgoing::Disconnect)) => return,
-                        Ok(_) => {}
-                        Err(rumqttc::ConnectionError::RequestsDone) => return,
-                        Err(error) => {
-                            add(&metrics.connection_errors, 1);
-                            tracing::warn!(%error, "ack publisher connection failed; reconnecting");
-                            back_off(&mut backoff_ms, backoff_max_ms).await;
-                        }
-                    }
-                }
-            }));
             connections.push(AckConnection {
-                client,
-                outstanding,
+                requests: requests.tx.clone(),
+                close: requests.close.clone(),
+                outstanding: outstanding.clone(),
             });
+            tasks.push(tokio::spawn(run_ack_connection(
+                session_options(config, id),
+                requests,
+                outstanding,
+                config.reconnect_backoff_max_ms,
+                metrics.clone(),
+            )));
         }
         let task = tokio::spawn(async move {
             for task in tasks {
@@ -410,19 +457,85 @@ impl AckPublisher {
             return Err(AckPublishError::Busy);
         }
         connection
-            .client
-            .try_publish(topic, QoS::AtLeastOnce, false, payload)
+            .requests
+            .try_send(Outbound::Publish {
+                topic: topic.to_owned(),
+                payload,
+            })
             .map_err(|_| AckPublishError::Refused)?;
         connection.outstanding.fetch_add(1, Ordering::AcqRel);
         add(&metrics.device_acks_published, 1);
         Ok(())
     }
 
-    /// Asks the connections to close.
+    /// Asks the connections to close once what is queued is written.
     pub fn disconnect(&self) {
         for connection in &self.connections {
-            let _ = connection.client.try_disconnect();
+            connection.close.notify_one();
         }
+    }
+}
+
+/// One ack connection: connects, writes what is queued, counts the broker's `PUBACK`s, and
+/// reconnects with backoff until asked to close.
+async fn run_ack_connection(
+    options: SessionOptions,
+    requests: Requests,
+    outstanding: Arc<AtomicU64>,
+    backoff_max_ms: u64,
+    metrics: Arc<Metrics>,
+) {
+    let mut backoff_ms = RECONNECT_BACKOFF_MIN_MS;
+    let mut generation = 0_u64;
+    loop {
+        let error = match Session::open(&options).await {
+            Ok(session) => {
+                backoff_ms = RECONNECT_BACKOFF_MIN_MS;
+                generation += 1;
+                // A clean start forgets what was in flight. A lost ack costs the device a
+                // resend, acked then as a duplicate.
+                outstanding.store(0, Ordering::Release);
+                let (mut reader, half) = session.split();
+                let writer = Writer {
+                    generation,
+                    ping_every: options.keep_alive / 2,
+                    on_stale: Box::new(|| {}),
+                };
+                let mut writing = tokio::spawn(writer.run(
+                    half,
+                    requests.rx.clone(),
+                    None,
+                    requests.close.clone(),
+                ));
+                let settled = outstanding.clone();
+                let reading = async move {
+                    loop {
+                        match reader.next().await {
+                            Ok(Packet::PubAck(_)) => settle_one(&settled),
+                            Ok(_) => {}
+                            Err(error) => return error,
+                        }
+                    }
+                };
+                let ended = tokio::select! {
+                    error = reading => Ended::Failed(error),
+                    written = &mut writing => match written {
+                        Ok(Ok(WriterEnd::Closed)) => Ended::Closed,
+                        Ok(Err(error)) => Ended::Failed(error),
+                        Err(_) => Ended::Failed(SessionError::Closed),
+                    },
+                };
+                writing.abort();
+                match ended {
+                    Ended::Closed => return,
+                    Ended::Failed(error) => error,
+                }
+            }
+            Err(error) => error,
+        };
+        add(&metrics.connection_errors, 1);
+        tracing::warn!(%error, "ack publisher connection failed; reconnecting");
+        back_off(&mut backoff_ms, backoff_max_ms).await;
     }
 }
 

@@ -524,7 +524,7 @@ fn measure(dir: &Path) -> Result<()> {
 
     println!(
         "\nBroker baseline {baseline_rate:.0} messages/s; Ed25519 verify_batch ceiling \
-         {ceiling_rate:.0} readings/s (2 threads, batches of 256); ingest's coalescing verifier \
+         {ceiling_rate:.0} readings/s (2 threads, batches of 512); ingest's coalescing verifier \
          {single:.0} readings/s with 1 reading per message, {backlog:.0} with backlogs of 16; \
          {DEVICES} devices, \
          {CONNECTIONS} publisher connections, {SECONDS} s steady window after \

@@ -83,7 +83,7 @@ enum Command {
         #[arg(long, default_value_t = 2)]
         threads: usize,
         /// Signatures per batch (ingest's `verify_readings_max` default).
-        #[arg(long, default_value_t = 256)]
+        #[arg(long, default_value_t = 512)]
         batch: usize,
         /// Seconds of measurement.
         #[arg(long, default_value_t = 10)]
