@@ -25,6 +25,15 @@
 //! trusted_proxies = ["127.0.0.1"]                               # X-Forwarded-For from these
 //! scans_unusual_count = 50
 //! ```
+//!
+//! Rate limits of the HTTP API, per class (see [`crate::ratelimit`]; `per_minute = 0` turns a
+//! class off):
+//!
+//! ```toml
+//! [rate_limits]
+//! public = { per_minute = 3000, burst = 1000 }   # resolver, consumer pages; per address
+//! failed_auth = { per_minute = 6, burst = 20 }   # wrong tokens; per address
+//! ```
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -182,6 +191,12 @@ pub struct NodeConfig {
     /// flagged as scanned unusually often. 1..=1,000,000,000. Default 50. Env
     /// `AGRITRACE_SCANS_UNUSUAL_COUNT`.
     pub scans_unusual_count: u64,
+    /// Rate limits of the HTTP API, per class (`public`, `log`, `read`, `write`,
+    /// `failed_auth`), each `{ per_minute, burst }` (`per_minute = 0`: off), and `keys_max`;
+    /// see [`crate::ratelimit::RateLimitConfig`] for the defaults. Env
+    /// `AGRITRACE_RATE_LIMIT_<CLASS>` (`PER_MINUTE/BURST` or `off`),
+    /// `AGRITRACE_RATE_LIMIT_KEYS_MAX`.
+    pub rate_limits: crate::ratelimit::RateLimitConfig,
 }
 
 impl Default for NodeConfig {
@@ -203,6 +218,7 @@ impl Default for NodeConfig {
             ip_country_csv: None,
             trusted_proxies: Vec::new(),
             scans_unusual_count: crate::resolver::scans::UNUSUAL_COUNT_DEFAULT,
+            rate_limits: crate::ratelimit::RateLimitConfig::default(),
         }
     }
 }
@@ -339,6 +355,7 @@ impl NodeConfig {
         if let Some(v) = env_value("AGRITRACE_SCANS_UNUSUAL_COUNT", lookup)? {
             self.scans_unusual_count = v;
         }
+        self.rate_limits.apply_env(lookup)?;
         Ok(())
     }
 
@@ -417,6 +434,7 @@ impl NodeConfig {
             1,
             SCANS_UNUSUAL_COUNT_CEILING,
         )?;
+        self.rate_limits.validate()?;
         if self.witnesses.len() > WITNESSES_MAX {
             return Err(ConfigError::Invalid(format!(
                 "at most {WITNESSES_MAX} witnesses"
@@ -654,5 +672,61 @@ mod tests {
                 .expect("none")
                 .is_none()
         );
+    }
+
+    #[test]
+    fn the_rate_limits_are_read_and_checked() {
+        use crate::ratelimit::Budget;
+        let config = NodeConfig::from_toml(
+            "[rate_limits]\nkeys_max = 1000\npublic = { per_minute = 0 }\n\
+             failed_auth = { per_minute = 2, burst = 5 }",
+        )
+        .expect("toml");
+        assert_eq!(config.rate_limits.keys_max, 1000);
+        assert_eq!(config.rate_limits.public, Budget::OFF);
+        assert_eq!(config.rate_limits.failed_auth, Budget::new(2, 5));
+        assert_eq!(
+            config.rate_limits.read,
+            Budget::new(3_000, 1_000),
+            "default"
+        );
+        config.validate().expect("valid");
+        check(
+            "[rate_limits]\nread = { per_minute = 60 }",
+            &[],
+            Some("rate_limits.read.burst"),
+        );
+        check(
+            "[rate_limits]\nwrite = { per_minute = 6000001, burst = 1 }",
+            &[],
+            Some("rate_limits.write.per_minute"),
+        );
+        check("[rate_limits]\nkeys_max = 15", &[], Some("keys_max"));
+        check(
+            "[rate_limits]\nlog = { per_minute = 1, burst = 1, extra = 1 }",
+            &[],
+            Some("unknown"),
+        );
+        check("", &[("AGRITRACE_RATE_LIMIT_LOG", "off")], None);
+        check(
+            "",
+            &[("AGRITRACE_RATE_LIMIT_PUBLIC", "600")],
+            Some("AGRITRACE_RATE_LIMIT_PUBLIC"),
+        );
+        check(
+            "",
+            &[("AGRITRACE_RATE_LIMIT_KEYS_MAX", "x")],
+            Some("AGRITRACE_RATE_LIMIT_KEYS_MAX"),
+        );
+        let mut config = NodeConfig::default();
+        config
+            .apply_env(&|name| match name {
+                "AGRITRACE_RATE_LIMIT_FAILED_AUTH" => Some("1/3".to_owned()),
+                "AGRITRACE_RATE_LIMIT_WRITE" => Some("0".to_owned()),
+                _ => None,
+            })
+            .expect("env");
+        assert_eq!(config.rate_limits.failed_auth, Budget::new(1, 3));
+        assert_eq!(config.rate_limits.write, Budget::OFF);
     }
 }

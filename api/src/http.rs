@@ -38,7 +38,8 @@
 //! logged, never sent. Every error answer is one, including the router's own (unknown route
 //! 404, wrong method 405, a body over the limit 413, a path parameter that does not decode
 //! 400): [`problem_documents`] rewrites any other error body, and refuses a request body that
-//! is not JSON with 415.
+//! is not JSON with 415. Outside it, [`crate::ratelimit::limit`] answers a request over its
+//! class's budget with 429 and `Retry-After` before anything else runs.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -95,12 +96,15 @@ pub struct AppState {
     pub documents: crate::documents::Documents,
     /// The seal key and trust policy of evidence bundles.
     pub evidence: crate::evidence::Evidence,
+    /// Rate limits per client address and per caller.
+    pub rate_limits: crate::ratelimit::RateLimiter,
 }
 
 /// The router; serve it with `into_make_service_with_connect_info::<SocketAddr>()` (device
 /// import checks the peer address).
 pub fn router(state: AppState, body_bytes_max: usize) -> Router {
     let log = ledger::http::router(state.sequencer.storage().clone());
+    let limits = state.clone();
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -136,6 +140,10 @@ pub fn router(state: AppState, body_bytes_max: usize) -> Router {
         .with_state(state)
         .merge(log)
         .layer(axum::middleware::from_fn(problem_documents))
+        .layer(axum::middleware::from_fn_with_state(
+            limits,
+            crate::ratelimit::limit,
+        ))
 }
 
 /// Longest error body of the router's own that is carried over into a problem's `detail`.
@@ -440,7 +448,8 @@ async fn metrics(State(state): State<AppState>) -> Response {
         checkpointed: state.sequencer.checkpoint().map_or(0, |c| c.size.0),
         now_ms: state.clock.now_ms(),
     };
-    let text = render(&state.ingest.metrics(), &state.sequencer.stats(), sizes);
+    let mut text = render(&state.ingest.metrics(), &state.sequencer.stats(), sizes);
+    crate::metrics::render_rate_limits(&mut text, &state.rate_limits.samples());
     bytes(
         "text/plain; version=0.0.4; charset=utf-8",
         text.into_bytes(),

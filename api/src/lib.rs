@@ -26,6 +26,8 @@
 //! - [`pages`]: the consumer's page a QR code opens (server-rendered HTML, a proof checked in
 //!   the browser) and the public journey of a lot it is drawn from.
 //! - [`openapi`]: the OpenAPI 3.1 description of every route, served at `/openapi.json`.
+//! - [`ratelimit`]: token-bucket rate limits per client address and per caller, 429 with
+//!   `Retry-After`.
 //! - [`partners`], [`devices`], [`trade`] (with [`paging`]): partner sharing, an organisation's
 //!   devices (key events on the log), lots and shipments, read through `access::visibility`.
 
@@ -49,6 +51,7 @@ pub mod pages;
 pub mod paging;
 pub mod partners;
 pub mod provenance;
+pub mod ratelimit;
 pub mod resolver;
 pub mod trace;
 pub mod trade;

@@ -1,5 +1,6 @@
 //! Prometheus text exposition (format 0.0.4) of the node's counters: ingest's
-//! [`MetricsSnapshot`], the sequencer's [`StatsSnapshot`] and the log's sizes. Written by hand:
+//! [`MetricsSnapshot`], the sequencer's [`StatsSnapshot`], the log's sizes and the HTTP rate
+//! limits. Written by hand:
 //! a few dozen lines of text do not need a metrics library.
 
 use std::fmt::Write as _;
@@ -262,6 +263,39 @@ pub fn render(ingest: &MetricsSnapshot, sequencer: &StatsSnapshot, log: LogSizes
     out.0
 }
 
+/// Appends the rate limits' counters to `text`: requests answered 429, and keys tracked, by
+/// class.
+pub fn render_rate_limits(text: &mut String, samples: &[crate::ratelimit::ClassSample]) {
+    let mut out = Out(std::mem::take(text));
+    out.head(
+        "agritrace_http_rate_limited_total",
+        "counter",
+        "Requests answered 429 by the rate limits, by class.",
+    );
+    for sample in samples {
+        let _ = writeln!(
+            out.0,
+            "agritrace_http_rate_limited_total{{class=\"{}\"}} {}",
+            sample.class.name(),
+            sample.refused
+        );
+    }
+    out.head(
+        "agritrace_http_rate_limit_keys",
+        "gauge",
+        "Client addresses and callers the rate limits track now, by class.",
+    );
+    for sample in samples {
+        let _ = writeln!(
+            out.0,
+            "agritrace_http_rate_limit_keys{{class=\"{}\"}} {}",
+            sample.class.name(),
+            sample.keys
+        );
+    }
+    *text = out.0;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -299,6 +333,37 @@ mod tests {
                 "x_bucket{le=\"+Inf\"} 7",
                 "x_sum 1.234",
                 "x_count 7",
+            ]
+        );
+    }
+
+    #[test]
+    fn rate_limits_are_rendered_by_class() {
+        let sample = |class, refused, keys| crate::ratelimit::ClassSample {
+            class,
+            refused,
+            keys,
+        };
+        let mut text = "before\n".to_owned();
+        render_rate_limits(
+            &mut text,
+            &[
+                sample(crate::ratelimit::RateClass::Public, 3, 7),
+                sample(crate::ratelimit::RateClass::FailedAuth, 1, 2),
+            ],
+        );
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("agritrace") || *l == "before")
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "before",
+                "agritrace_http_rate_limited_total{class=\"public\"} 3",
+                "agritrace_http_rate_limited_total{class=\"failed_auth\"} 1",
+                "agritrace_http_rate_limit_keys{class=\"public\"} 7",
+                "agritrace_http_rate_limit_keys{class=\"failed_auth\"} 2",
             ]
         );
     }

@@ -202,6 +202,7 @@ impl Op {
                 409 => "Conflict",
                 413 => "PayloadTooLarge",
                 422 => "UnprocessableContent",
+                429 => "TooManyRequests",
                 503 => "ServiceUnavailable",
                 _ => "InternalError",
             };
@@ -211,6 +212,11 @@ impl Op {
     }
 
     fn finish(mut self) -> (String, &'static str, Value) {
+        // Every route but the probes is rate limited (`crate::ratelimit`).
+        if !crate::ratelimit::is_exempt(&self.path) {
+            self.responses
+                .insert("429".into(), error_ref("TooManyRequests"));
+        }
         if !self.params.is_empty() {
             self.value
                 .insert("parameters".into(), Value::Array(self.params));
@@ -683,6 +689,13 @@ fn responses() -> Value {
     unauthorized["headers"] = json!({ "WWW-Authenticate": { "schema": { "type": "string" } } });
     let mut unavailable = problem("Not ready yet; retry (`Retry-After`).");
     unavailable["headers"] = json!({ "Retry-After": { "schema": { "type": "string" } } });
+    let mut too_many = problem(
+        "Over the rate limit of the request's class (per client address, or per caller with a token; wrong tokens from an address have a small budget of their own, and once it is spent every request with a token from that address is refused), or too many of the caller's capture jobs or uploads in progress; retry after `Retry-After` seconds.",
+    );
+    too_many["headers"] = json!({ "Retry-After": {
+        "description": "Seconds until a request of this class would be served (rounded up).",
+        "schema": { "type": "integer", "minimum": 1 },
+    } });
     json!({
         "BadRequest": problem("The request is not valid; `detail` says what is wrong."),
         "Unauthorized": unauthorized,
@@ -693,6 +706,7 @@ fn responses() -> Value {
         "UnprocessableContent": problem("Well-formed, but refused for what it says; `detail` says why."),
         "UnsupportedMediaType": problem("The body's content type is not JSON."),
         "ServiceUnavailable": unavailable,
+        "TooManyRequests": too_many,
         "InternalError": problem("A failure of the node; the cause is in its log."),
     })
 }
@@ -1818,7 +1832,7 @@ pub fn document() -> Value {
             "title": "agritrace node API",
             "version": env!("CARGO_PKG_VERSION"),
             "summary": "Traceability of agricultural goods: accounts, master data, devices, lots and shipments, EPCIS 2.0, the GS1 Digital Link resolver and the verifiable log.",
-            "description": "Errors are RFC 9457 problem documents (`application/problem+json`). Lists that can grow are paged: `limit` and an opaque `next` cursor, or `perPage` and `nextPageToken` for EPCIS. Request bodies are JSON (EPCIS also `application/ld+json`) within the node's body limit (413 over it, 415 for another content type). Authorisation is one policy: each operation names the action it needs, and a caller's roles and organisation decide.",
+            "description": "Errors are RFC 9457 problem documents (`application/problem+json`). Lists that can grow are paged: `limit` and an opaque `next` cursor, or `perPage` and `nextPageToken` for EPCIS. Request bodies are JSON (EPCIS also `application/ld+json`) within the node's body limit (413 over it, 415 for another content type). Every route but `/healthz`, `/readyz` and `/metrics` is rate limited: 429 with `Retry-After`. Authorisation is one policy: each operation names the action it needs, and a caller's roles and organisation decide.",
             "license": { "name": "Apache-2.0", "identifier": "Apache-2.0" },
         },
         "servers": [{ "url": "/" }],
@@ -1906,5 +1920,19 @@ mod tests {
             }
         }
         assert!(ids.len() > 100, "{} operations", ids.len());
+    }
+
+    #[test]
+    fn every_operation_but_the_probes_documents_the_rate_limit() {
+        let doc = document();
+        let limited = &doc["components"]["responses"]["TooManyRequests"];
+        assert!(limited["headers"]["Retry-After"].is_object());
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for (method, op) in item.as_object().expect("path item") {
+                let documented = op["responses"].get("429").is_some();
+                let exempt = ["/healthz", "/readyz", "/metrics"].contains(&path.as_str());
+                assert_eq!(documented, !exempt, "{method} {path}: 429");
+            }
+        }
     }
 }
