@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
-use crate::{apt_install, cargo, find_program, free_port, release_dir, root, run};
+use crate::{apt_install, cargo, find_program, free_port, release_dir, root, run, unlimited_rates};
 
 /// Connection counts of the runs (`wrk -c`).
 const CONNECTIONS: &[u32] = &[16, 64, 256];
@@ -294,7 +294,7 @@ pub fn bench_resolver() -> Result<()> {
     std::fs::create_dir_all(&dir).with_context(|| format!("while creating {}", dir.display()))?;
     let port = free_port()?;
     let log = std::fs::File::create(dir.join("node.log")).context("while creating the node log")?;
-    let child = Command::new(release_dir().join("agritrace"))
+    let child = unlimited_rates(&mut Command::new(release_dir().join("agritrace")))
         .arg("serve")
         .env("AGRITRACE_DATA_DIR", dir.join("node"))
         .env("AGRITRACE_HTTP_LISTEN", format!("127.0.0.1:{port}"))

@@ -35,7 +35,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
-use crate::{cargo, free_port, release_dir, root, run};
+use crate::{cargo, free_port, release_dir, root, run, unlimited_rates};
 
 /// Devices of the load fleet.
 const DEVICES: u32 = 1_000;
@@ -295,7 +295,7 @@ pub(crate) fn start_node(
     let http_port = free_port()?;
     let broker_port = free_port()?;
     let mut command = Command::new(release_dir().join("agritrace"));
-    command
+    unlimited_rates(&mut command)
         .arg("serve")
         .env("AGRITRACE_DATA_DIR", data)
         .env("AGRITRACE_HTTP_LISTEN", format!("127.0.0.1:{http_port}"))
