@@ -209,7 +209,7 @@ impl<S: IngestStorage> Devices<S> {
 
     /// The owner of `device` if it is `org`, else 404 (a device of another organisation is
     /// not told apart from one that does not exist).
-    fn owned(&self, org: &OrgId, device: DeviceId) -> Result<DeviceOwner, ApiError> {
+    pub(crate) fn owned(&self, org: &OrgId, device: DeviceId) -> Result<DeviceOwner, ApiError> {
         self.owner(device)?
             .filter(|owner| owner.org == *org)
             .ok_or_else(|| ApiError::NotFound(format!("{org} has no device {device}")))
@@ -548,11 +548,11 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/orgs/{org}/devices/{device}/claim", post(claim))
 }
 
-fn org_of(text: &str) -> Result<OrgId, ApiError> {
+pub(crate) fn org_of(text: &str) -> Result<OrgId, ApiError> {
     text.parse().map_err(|e| bad(format!("organisation: {e}")))
 }
 
-fn device_of(text: &str) -> Result<DeviceId, ApiError> {
+pub(crate) fn device_of(text: &str) -> Result<DeviceId, ApiError> {
     text.parse().map_err(|e| bad(format!("device id: {e}")))
 }
 

@@ -23,6 +23,7 @@
 //! | `/epcis/capture[/{id}]`, `/epcis/events[/{eventID}[/proof]]`, `/epcis/sensor-summaries`, `/v1/orgs/{org}/shipments/{id}/sensor-summary` | EPCIS 2.0, sensor summaries: see [`crate::epcis`] |
 //! | `/v1/orgs/{org}/partners[/{partner}]` | partner sharing: see [`crate::partners`] |
 //! | `/v1/orgs/{org}/devices[/{id}[/rotation\|/revocation\|/claim]]` | an organisation's devices: see [`crate::devices`] |
+//! | `/v1/orgs/{org}/devices/{id}/health`, `.../quarantine` | a device's health and what ingest refused from it: see [`crate::device_health`] |
 //! | `/v1/orgs/{org}/lots[/{gtin}/{lot}]`, `/v1/orgs/{org}/shipments[/{id}[/departure\|/arrival]]`, `/v1/shipments` | lots and shipments: see [`crate::trade`] |
 //! | `/v1/orgs/{org}/issuer-keys[/{key_id}/revoke]`, `/v1/issuer-keys/{key_id}`, `/v1/documents[/{id}[/content\|/signature\|/revoke\|/supersede]]`, `/v1/verify/document`, `/v1/public/lots/{gtin}/{lot}/certificates` | issuer keys, trade documents, the customs check: see [`crate::documents`] |
 //! | `/v1/orgs/{org}/shipments/{id}/evidence`, `/v1/orgs/{org}/lots/{gtin}/{lot}/evidence` (`?since=`) | sealed evidence bundles for offline verification: see [`crate::evidence`] |
@@ -131,6 +132,7 @@ pub fn router(state: AppState, body_bytes_max: usize) -> Router {
         .merge(crate::provenance::routes())
         .merge(crate::partners::routes())
         .merge(crate::devices::routes())
+        .merge(crate::device_health::routes())
         .merge(crate::trade::routes())
         .merge(crate::documents::routes())
         .merge(crate::evidence::routes())

@@ -29,13 +29,15 @@
 //! - [`ratelimit`]: token-bucket rate limits per client address and per caller, 429 with
 //!   `Retry-After`.
 //! - [`partners`], [`devices`], [`trade`] (with [`paging`]): partner sharing, an organisation's
-//!   devices (key events on the log), lots and shipments, read through `access::visibility`.
+//!   devices (key events on the log; their health and quarantine in [`device_health`]), lots and
+//!   shipments, read through `access::visibility`.
 
 pub mod access;
 pub mod auth;
 pub mod broker;
 pub mod coldchain;
 pub mod config;
+pub mod device_health;
 pub mod devices;
 pub mod documents;
 pub mod epcis;

@@ -500,6 +500,24 @@ fn schemas() -> Value {
                 "keys": { "type": "array", "items": key },
                 "last_seen": { "type": ["object", "null"] },
             })),
+            "DeviceHealth": open(&["device_id", "org", "window", "readings_examined", "last_reading", "clock", "outbox", "keys"], json!({
+                "device_id": pattern(DEVICE_PATTERN, "Device id."), "org": org_id("Owner."),
+                "window": int("Sequence numbers looked back over, up to the last committed."),
+                "readings_examined": int("Committed readings in the window."),
+                "last_reading": { "type": ["object", "null"], "description": "sequence, device_time_ms, ingest_time_ms, battery_mv, clock_skewed; null before the first reading." },
+                "clock": { "type": ["object", "null"], "description": "offset_ms, offset_min_ms, offset_max_ms (device time minus ingest time) and skewed_readings over the window." },
+                "outbox": { "type": ["object", "null"], "description": "first_sequence, last_sequence, missing (sequence numbers absent from the window), gaps [{first, last}] (at most 100), gaps_listed_all, dropped_samples (the device's cumulative count) and dropped_samples_in_window." },
+                "keys": { "type": "array", "items": key },
+            })),
+            "QuarantineRecord": open(&["id", "reason", "ingest_time_ms", "topic", "original_len", "bytes"], json!({
+                "id": int("Arrival-ordered id."),
+                "reason": { "type": "string", "enum": ["undecodable", "oversized", "topic_device_mismatch", "unknown_device", "revoked_key", "bad_signature", "conflicting_replay"] },
+                "sequence": nullable(&int("The sequence number the reading claims, when it decoded.")),
+                "ingest_time_ms": int("Unix ms."),
+                "topic": string("The MQTT topic it came on."),
+                "original_len": int("Bytes before cutting."),
+                "bytes": string("The refused bytes, hex, cut at the node's quarantine limit."),
+            })),
             "NewDevice": closed(&["device_id", "public_key"], json!({
                 "device_id": pattern(DEVICE_PATTERN, "Device id."),
                 "public_key": pattern(HEX32_PATTERN, "Ed25519 public key."),
@@ -1055,6 +1073,15 @@ fn device_ops() -> Vec<Op> {
         op("get", format!("{base}/{{device}}"), "getDevice", "devices", Access::Token, "A device: owner, key history with log indexes, last seen")
             .describe(read).params(&["org", "device"])
             .ok(200, "The device.", schema_ref("Device"))
+            .errors(&[400, 404]),
+        op("get", format!("{base}/{{device}}/health"), "getDeviceHealth", "devices", Access::Token, "A device's health: last reading, clock offset, outbox gaps and dropped samples, key history")
+            .describe(read).params(&["org", "device"])
+            .query("window", "Sequence numbers to look back over, up to the last committed (default 1,000).", json!({ "type": "integer", "minimum": 1, "maximum": 10_000 }))
+            .ok(200, "The device's health.", schema_ref("DeviceHealth"))
+            .errors(&[400, 404]),
+        op("get", format!("{base}/{{device}}/quarantine"), "listDeviceQuarantine", "devices", Access::Token, "What ingest refused from a device, oldest first, with the reason")
+            .describe(read).params(&["org", "device", "limit", "next"])
+            .ok(200, "A page of quarantine records.", page_of("quarantine", "QuarantineRecord"))
             .errors(&[400, 404]),
         op("post", format!("{base}/{{device}}/rotation"), "rotateDeviceKey", "devices", Access::Token, "Rotate its key, signed by the old key (`ManageDevices`)")
             .params(&["org", "device"])

@@ -192,6 +192,8 @@ fn rows(ids: &Ids) -> Vec<Row> {
         ("POST", s("/v1/orgs/coop/devices"), None, "U BBBBFFF FFFF"),
         ("GET", s("/v1/orgs/coop/devices"), None, "U AAAAAAA FAFA"),
         ("GET", dev.clone(), None, "U AAAAAAA FAFA"),
+        ("GET", format!("{dev}/health"), None, "U AAAAAAA FAFA"),
+        ("GET", format!("{dev}/quarantine"), None, "U AAAAAAA FAFA"),
         ("POST", format!("{dev}/rotation"), None, "U BBBBFFF FFFF"),
         (
             "POST",

@@ -329,6 +329,40 @@ fn first_in_window(
     Ok(hi.max(lo.saturating_add(1)))
 }
 
+/// Most sequence numbers [`readings_tail`] looks back over.
+pub const TAIL_SEQUENCES_MAX: u64 = 10_000;
+
+/// The committed readings of `device` with sequence numbers in
+/// `last - window + 1 ..= last` (`window` capped at [`TAIL_SEQUENCES_MAX`]), in sequence order:
+/// a device's recent history by its own numbering, so the numbers missing from it are the
+/// gaps of its outbox. One range scan.
+///
+/// # Errors
+/// [`QueryError`] if storage fails or a record is corrupt.
+pub fn readings_tail<S: IngestStorage>(
+    storage: &S,
+    device: DeviceId,
+    last: SequenceNumber,
+    window: u64,
+) -> Result<Vec<(StoredReading, protocol::Reading)>, QueryError> {
+    let window = window.clamp(1, TAIL_SEQUENCES_MAX);
+    let first = last.0.saturating_sub(window - 1);
+    let from = reading_key(device, SequenceNumber(first));
+    // Exclusive end: just past `last` (a key one byte longer sorts after it).
+    let mut to = reading_key(device, last);
+    to.push(0);
+    let limit = usize::try_from(window).unwrap_or(usize::MAX);
+    storage
+        .scan(READINGS, &from, &to, limit)?
+        .iter()
+        .map(|(key, value)| {
+            let stored = StoredReading::decode(key, value)?;
+            let reading = decode_reading(&stored)?;
+            Ok((stored, reading))
+        })
+        .collect()
+}
+
 fn decode_reading(stored: &StoredReading) -> Result<protocol::Reading, CorruptRecord> {
     protocol::SignedReading::decode(&stored.signed)
         .map(|signed| *signed.reading())
