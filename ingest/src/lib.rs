@@ -86,6 +86,8 @@ pub mod records;
 pub mod registry;
 mod service;
 pub mod store;
+#[cfg(feature = "scylla")]
+pub mod store_scylla;
 pub mod verify;
 
 #[cfg(test)]

@@ -2,7 +2,8 @@
 //! sequencing round commits.
 //!
 //! The trait is the seam between the sequencer (one per log) and a backend: [`redb`] (the
-//! embedded default), [`memory`] (a non-durable reference used by tests), and later ScyllaDB.
+//! embedded default), [`memory`] (a non-durable reference used by tests), and `scylla`
+//! (ScyllaDB or Apache Cassandra, feature `scylla`).
 //! Every backend must pass the suite in `storage::contract` (feature `contract-tests`), which
 //! comes with `storage::faulty`, a double that injects failures with or without the write
 //! landing.
@@ -33,6 +34,8 @@ pub mod contract;
 pub mod faulty;
 pub mod memory;
 pub mod redb;
+#[cfg(feature = "scylla")]
+pub mod scylla;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -4,7 +4,8 @@
 //!   missing (Mosquitto, qemu-system-arm, the Cortex-M targets, a nightly toolchain and
 //!   cargo-fuzz for the fuzzers, Go for the interop test, `openapi-spec-validator` for the
 //!   API description, Debian's Chromium and npm for the browser tests), then runs formatting,
-//!   clippy, every test of the workspace, the browser tests ([`browser`]), the Cortex-M builds (the QEMU run is one of the tests), and every
+//!   clippy, every test of the workspace, the ScyllaDB backend's tests against a real
+//!   Cassandra node ([`cassandra`]), the browser tests ([`browser`]), the Cortex-M builds (the QEMU run is one of the tests), and every
 //!   fuzz target for a bounded time. CI runs exactly this.
 //! * `devices` — runs simulated devices against a local Mosquitto (installing it if missing).
 //! * `test-browser` — only the browser tests: a seeded node and its pages in Chromium.
@@ -150,6 +151,9 @@ fn test() -> Result<()> {
             "clippy",
             "--workspace",
             "--all-targets",
+            // The ScyllaDB backend is behind features; lint it too.
+            "--features",
+            "ledger/scylla,ledger/contract-tests,ingest/scylla",
             "--",
             "-D",
             "warnings",
@@ -164,6 +168,26 @@ fn test() -> Result<()> {
     run(
         "tests of the whole workspace",
         cargo().args(["test", "--workspace"]),
+    )?;
+    // The ScyllaDB backend against a real CQL node (Apache Cassandra from Maven Central, one
+    // node per test binary): its tests need the `scylla` features, which the workspace run
+    // leaves off, so they run here, in one invocation sharing one build.
+    cassandra::install_prerequisites()?;
+    run(
+        "the ScyllaDB backend against a real Cassandra node",
+        cargo().args([
+            "test",
+            "-p",
+            "ledger",
+            "-p",
+            "ingest",
+            "--features",
+            "ledger/scylla,ledger/contract-tests,ingest/scylla",
+            "--test",
+            "scylla_storage",
+            "--test",
+            "scylla_ingest",
+        ]),
     )?;
     // The pages in a real browser, on the binaries built above.
     browser::test_browser(true)?;

@@ -1,12 +1,13 @@
 //! What the tests against real parts share, in one place: a free loopback port, waits on a
 //! condition with a guard limit (blocking and async), child processes with their output in
-//! files of the test's directory, and a real Mosquitto broker that can be killed with SIGKILL
-//! and started again on the same port.
+//! files of the test's directory, a real Mosquitto broker that can be killed with SIGKILL
+//! and started again on the same port, and a real CQL node (Apache Cassandra, [`cassandra`]).
 //!
 //! Everything here serves tests, where a panic is the failure: a function that cannot go on
 //! panics saying what it was doing. Limits only guard against hangs; nothing here measures or
 //! asserts on time.
 
+pub mod cassandra;
 mod mosquitto;
 mod process;
 mod wait;
