@@ -474,6 +474,12 @@ fn rows(ids: &Ids) -> Vec<Row> {
         ("GET", s("/entry/shipments/new"), None, "A AAAAAAA AAAA"),
         ("GET", s("/entry/documents/new"), None, "A AAAAAAA AAAA"),
         ("GET", s("/entry/devices/new"), None, "A AAAAAAA AAAA"),
+        (
+            "GET",
+            format!("/entry/devices/{OWNED_DEVICE}"),
+            None,
+            "A AAAAAAA AAAA",
+        ),
         ("GET", s("/pages/entry.js"), None, "A AAAAAAA AAAA"),
         // The customs console: pages with no data (their script calls the API with the
         // caller's token); the chart's temperatures go to whoever may read the shipment.

@@ -243,6 +243,29 @@ test("a device key of the wrong length is refused in the form, in Chinese", asyn
   await context.close();
 });
 
+test("the organisation's logger has a health page: its last reading, clock, missing readings, keys and refusals", async () => {
+  const { context, page } = await desk();
+  await signIn(page, seed.exporter_token, "/entry");
+  const link = page.locator("#devices a").first();
+  await link.waitFor();
+  const device = (await link.textContent()).trim();
+  assert.match(device, /^[0-9a-f]{16}$/);
+  await Promise.all([page.waitForURL((url) => url.pathname === `/entry/devices/${device}`), link.click()]);
+  await page.waitForSelector("#health-last");
+  const [status, health] = await call("GET", `/v1/orgs/${seed.org}/devices/${device}/health`, seed.exporter_token);
+  assert.equal(status, 200);
+  assert.ok(health.last_reading, "the seeded logger has committed readings");
+  // The page says what the API says (the last reading may have moved on since: at least as far).
+  const shown = Number((await page.textContent("#health-last")).match(/#(\d+)/)[1]);
+  assert.ok(shown <= health.last_reading.sequence && shown >= health.outbox.first_sequence, `${shown}`);
+  assert.match(await page.textContent("#health-clock"), /node/);
+  assert.match(await page.textContent("#health-missing"), /missing|None missing/);
+  assert.match(await page.textContent("#health-keys"), new RegExp(health.keys[0].public_key));
+  await page.waitForSelector("#quarantine-empty, #health-quarantine table");
+  await shot(page, "10-device-health");
+  await context.close();
+});
+
 test("a plot drawn on the grid fills its coordinates and preview; an open or crossing outline is explained", async () => {
   const { context, page } = await desk();
   await signIn(page, seed.clerk_token, "/entry/plots/new?lang=en");

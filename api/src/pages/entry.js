@@ -1177,13 +1177,99 @@
       ` ${s.origin_country} → ${s.destination_country} · ${s.consignee.name} · ${s.status} · ${when(s.planned_departure.time_ms)}`,
     ], t("No shipments yet.", "尚无货运。"));
     overviewList("devices", "/v1/orgs/{org}/devices", "devices", (d) => [
-      el("code", { text: d.device_id }),
+      el("a", { href: `/entry/devices/${encodeURIComponent(d.device_id)}?lang=${code}` }, el("code", { text: d.device_id })),
       d.name ? ` ${d.name}` : "",
     ], t("No devices yet.", "尚无设备。"));
   }
 
+  /** A duration in words, from milliseconds (the sign says ahead or behind). */
+  function offsetText(ms) {
+    const abs = Math.abs(ms);
+    const amount = abs >= 3_600_000 ? `${(abs / 3_600_000).toFixed(1)} h` : abs >= 60_000 ? `${(abs / 60_000).toFixed(1)} min` : `${(abs / 1000).toFixed(1)} s`;
+    if (abs < 1000) return t("in step with the node", "与节点一致");
+    return ms > 0 ? t(`${amount} ahead of the node`, `比节点快 ${amount}`) : t(`${amount} behind the node (or the reading waited in the device)`, `比节点慢 ${amount}（或读数在设备中等待了）`);
+  }
+
+  /** The device page: health from the API, then the quarantine a page at a time. */
+  async function deviceHealth() {
+    const device = $("device-health").dataset.device;
+    const base = path(`/v1/orgs/{org}/devices/${encodeURIComponent(device)}`);
+    const summary = $("health-summary");
+    const outbox = $("health-outbox").querySelector(".list");
+    const keys = $("health-keys").querySelector(".list");
+    const answer = await api(`${base}/health`);
+    if (!answer.ok) {
+      notice(summary, "bad", explain(answer));
+    } else {
+      const h = answer.data;
+      const last = h.last_reading;
+      if (!last) {
+        summary.replaceChildren(el("p", { id: "health-last", text: t("No reading from this device has been committed yet.", "尚未提交本设备的任何读数。") }));
+      } else {
+        const clock = h.clock || {};
+        summary.replaceChildren(
+          el("dl", {},
+            el("dt", { text: t("Last reading", "最后一条读数") }),
+            el("dd", { id: "health-last", text: `#${last.sequence} · ${when(last.device_time_ms)} · ${t("received", "接收于")} ${when(last.ingest_time_ms)}` }),
+            el("dt", { text: t("Battery", "电池") }),
+            el("dd", { text: `${(last.battery_mv / 1000).toFixed(2)} V` }),
+            el("dt", { text: t("Device clock", "设备时钟") }),
+            el("dd", { id: "health-clock", text: offsetText(clock.offset_ms || 0) + (clock.skewed_readings ? ` · ${t(`${clock.skewed_readings} of the last ${h.readings_examined} readings flagged`, `最近 ${h.readings_examined} 条读数中有 ${clock.skewed_readings} 条被标记`)}` : "") })
+          )
+        );
+        const o = h.outbox;
+        const rows = [
+          el("p", { id: "health-missing", text: o.missing ? t(`${o.missing} sequence numbers missing between #${o.first_sequence} and #${o.last_sequence}.`, `#${o.first_sequence} 至 #${o.last_sequence} 之间缺少 ${o.missing} 个序号。`) : t(`None missing between #${o.first_sequence} and #${o.last_sequence}.`, `#${o.first_sequence} 至 #${o.last_sequence} 之间没有缺失。`) }),
+        ];
+        if (o.gaps.length) rows.push(el("ul", {}, ...o.gaps.map((g) => el("li", { text: g.first === g.last ? `#${g.first}` : `#${g.first} – #${g.last}` }))));
+        rows.push(el("p", { text: t(`Samples the device reports having dropped: ${o.dropped_samples} (${o.dropped_samples_in_window} in this stretch).`, `设备报告丢弃的采样：${o.dropped_samples}（本段内 ${o.dropped_samples_in_window}）。`) }));
+        outbox.replaceChildren(...rows);
+      }
+      keys.replaceChildren(el("ul", {}, ...(h.keys || []).map((k) => el("li", {},
+        `${t("epoch", "版本")} ${k.key_epoch} · `,
+        el("code", { text: k.public_key }),
+        ` · ${k.status === "active" ? t("active", "有效") : t("revoked", "已吊销")} · ${t("since", "自")} ${when(k.effective_time_ms)}`,
+        k.log_index != null ? ` · ${t("log entry", "日志条目")} ${k.log_index}` : ""
+      ))));
+    }
+    const section = $("health-quarantine");
+    const box = section.querySelector(".list");
+    const table = el("table", {}, el("thead", {}, el("tr", {},
+      el("th", { scope: "col", text: t("Received", "接收时间") }),
+      el("th", { scope: "col", text: t("Sequence", "序号") }),
+      el("th", { scope: "col", text: t("Reason", "原因") }),
+      el("th", { scope: "col", text: t("Bytes", "字节数") })
+    )));
+    const tbody = el("tbody");
+    table.append(tbody);
+    const reasons = {
+      undecodable: t("does not decode", "无法解码"),
+      oversized: t("too large", "过大"),
+      topic_device_mismatch: t("sent on another device's topic", "在其他设备的主题上发送"),
+      unknown_device: t("device not registered then", "当时设备未登记"),
+      revoked_key: t("signed with a revoked key", "使用已吊销的密钥签名"),
+      bad_signature: t("signature does not verify", "签名无法验证"),
+      conflicting_replay: t("another reading under a used sequence number", "已用序号下的另一条读数"),
+    };
+    async function more(next) {
+      const page = await api(`${base}/quarantine?limit=${PAGE}` + (next ? "&next=" + encodeURIComponent(next) : ""));
+      section.removeAttribute("aria-busy");
+      if (!page.ok) return notice(box, "bad", explain(page));
+      tbody.append(...page.data.quarantine.map((q) => el("tr", {},
+        el("td", { text: when(q.ingest_time_ms) }),
+        el("td", { text: q.sequence != null ? `#${q.sequence}` : "—" }),
+        el("td", { text: reasons[q.reason] || q.reason }),
+        el("td", { text: String(q.original_len) })
+      )));
+      box.replaceChildren(tbody.children.length ? el("div", { class: "table-wrap" }, table) : el("p", { id: "quarantine-empty", class: "hint", text: t("Nothing refused.", "没有被拒绝的数据。") }));
+      if (page.data.next) box.appendChild(el("button", { type: "button", class: "secondary more", text: t("More", "更多"), onclick: () => more(page.data.next) }));
+    }
+    more(null);
+  }
+
   if (!org) return;
   if ($("entry-overview")) return overview();
+  if ($("device-health")) return deviceHealth();
   const form = $("entry-form");
   if (!form) return;
   const forms = { plot: plotForm, harvest: harvestForm, packing: packingForm, shipment: shipmentForm, document: documentForm, device: deviceForm };

@@ -12,6 +12,7 @@
 //! | `GET /entry/shipments/new` | a shipment (`POST /v1/orgs/{org}/shipments`), containers' ISO 6346 check digits checked as typed |
 //! | `GET /entry/documents/new` | attach a document (`POST /v1/documents`), its size checked against the node's limit before upload |
 //! | `GET /entry/devices/new` | register a device and its Ed25519 public key (`POST /v1/orgs/{org}/devices`) |
+//! | `GET /entry/devices/{device}` | a device's health and quarantine (`GET /v1/orgs/{org}/devices/{device}/health`, `.../quarantine`); 400 for an id that is not one |
 //! | `GET /pages/entry.js` | the forms' script |
 //!
 //! Every form follows one markup pattern ([`field`]): a `<label for>`, a hint and an error
@@ -23,7 +24,7 @@
 use std::fmt::Write as _;
 
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
@@ -31,7 +32,7 @@ use axum::routing::get;
 use super::render::{Lang, escape};
 use super::shell::{self, Area, LangQuery, Shell};
 use crate::documents::DocumentType;
-use crate::http::AppState;
+use crate::http::{ApiError, AppState};
 
 /// The forms' script.
 pub const ENTRY_JS: &str = include_str!("entry.js");
@@ -46,6 +47,7 @@ pub fn routes() -> Router<AppState> {
         .route("/entry/shipments/new", get(shipment_form))
         .route("/entry/documents/new", get(document_form))
         .route("/entry/devices/new", get(device_form))
+        .route("/entry/devices/{device}", get(device_page))
         .route("/pages/entry.js", get(|| async { shell::script(ENTRY_JS) }))
 }
 
@@ -270,6 +272,55 @@ async fn overview(Query(query): Query<LangQuery>, headers: HeaderMap) -> Respons
         );
     }
     page(l, l.t("Data entry", "数据录入"), "/entry", &body)
+}
+
+/// A device's health: its last reading, its clock against the node's, the gaps in its
+/// sequence numbers and the samples it dropped, its keys, and what ingest refused from it —
+/// filled in by `entry.js` from the API (the page holds no data).
+async fn device_page(
+    Path(device): Path<String>,
+    Query(query): Query<LangQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let device: protocol::DeviceId = device
+        .parse()
+        .map_err(|e| ApiError::BadRequest(format!("device id: {e}")))?;
+    let l = shell::lang_of(query.lang.as_deref(), &headers);
+    let mut body = String::with_capacity(4 * 1024);
+    let _ = write!(
+        body,
+        "<p><a href=\"/entry?lang={code}\">{back}</a></p>\
+         <section id=\"device-health\" data-device=\"{device}\"><h2>{h} <code>{device}</code></h2><p>{explain}</p>\
+         <div id=\"health-summary\" aria-live=\"polite\"><p class=\"hint\">{loading}</p></div></section>\
+         <section id=\"health-outbox\" aria-labelledby=\"outbox-h\"><h2 id=\"outbox-h\">{outbox_h}</h2><p class=\"hint\">{outbox_explain}</p>\
+         <div class=\"list\" aria-live=\"polite\"></div></section>\
+         <section id=\"health-keys\" aria-labelledby=\"keys-h\"><h2 id=\"keys-h\">{keys_h}</h2><div class=\"list\"></div></section>\
+         <section id=\"health-quarantine\" aria-labelledby=\"quarantine-h\" aria-busy=\"true\"><h2 id=\"quarantine-h\">{quarantine_h}</h2>\
+         <p class=\"hint\">{quarantine_explain}</p><div class=\"list\" aria-live=\"polite\"><p class=\"hint\">{loading}</p></div></section>",
+        code = l.code(),
+        back = l.t("← Your organisation", "← 贵组织"),
+        h = l.t("Device", "设备"),
+        device = escape(&device.to_string()),
+        explain = l.t(
+            "What the node's committed readings say about this device: its last reading, how far its clock is from the node's, and the readings it never delivered.",
+            "节点已提交的读数所反映的设备状况：最后一条读数、设备时钟与节点时钟的偏差，以及未送达的读数。",
+        ),
+        loading = l.t("Loading…", "加载中…"),
+        outbox_h = l.t("Missing readings", "缺失的读数"),
+        outbox_explain = l.t(
+            "Sequence numbers absent among the last 1,000: readings the device has not delivered (yet), and the samples it reports having dropped.",
+            "最近 1,000 个序号中缺失的序号：设备尚未送达的读数，以及设备报告丢弃的采样数。",
+        ),
+        keys_h = l.t("Keys", "密钥"),
+        quarantine_h = l.t("Refused readings", "被拒绝的读数"),
+        quarantine_explain = l.t(
+            "What the node refused from this device, oldest first, and why. Nothing refused is lost: each is kept here with its reason.",
+            "节点拒绝的本设备数据（按时间先后）及原因。被拒绝的数据不会丢失：每条都连同原因保存在此。",
+        ),
+    );
+    let path = format!("/entry/devices/{device}");
+    let title = format!("{} {device}", l.t("Device", "设备"));
+    Ok(page(l, &title, &path, &body))
 }
 
 async fn plot_form(Query(query): Query<LangQuery>, headers: HeaderMap) -> Response {
