@@ -13,6 +13,7 @@
 //! | `POST /v1/orgs/{org}/members/{member}/tokens` | `ManageOrg` | 201, the token, shown this once (`{label}` in) |
 //! | `DELETE /v1/tokens/{id}` | `ManageOrg` of its organisation, or its holder | the revoked record |
 //! | `POST /v1/admin/orgs`, `.../members`, `.../tokens`, `DELETE /v1/admin/tokens/{id}` | the node's own host only | bootstrap: what `agritrace admin` calls |
+//! | `POST /v1/admin/backup` | the node's own host only | an online snapshot of the whole store (`agritrace backup`, [`crate::backup`]) |
 //!
 //! Every token problem (malformed, unknown, revoked) answers the same 401, so a caller learns
 //! nothing about which tokens exist; the cause is logged at debug level.
@@ -345,7 +346,7 @@ async fn revoke_token(
 }
 
 /// Bootstrap routes are for the operator on the node's own host.
-fn local_only(peer: SocketAddr) -> Result<(), ApiError> {
+pub(crate) fn local_only(peer: SocketAddr) -> Result<(), ApiError> {
     if peer.ip().is_loopback() {
         Ok(())
     } else {

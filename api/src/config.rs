@@ -44,6 +44,10 @@ use ledger::sequencer::SequencerConfig;
 use ledger::witness_client::{WITNESSES_MAX, WitnessEndpoint};
 use serde::Deserialize;
 
+/// The embedded store's file name in the data directory.
+pub const STORE_FILE: &str = "agritrace.redb";
+/// The log key's file name in the data directory.
+pub const LOG_KEY_FILE: &str = "log.key";
 /// Largest configuration file read, in bytes.
 pub const CONFIG_BYTES_MAX: usize = 1024 * 1024;
 /// Hard ceiling on the in-process broker's connections.
@@ -82,6 +86,29 @@ pub enum ConfigError {
     /// A setting is out of its range.
     #[error("invalid configuration: {0}")]
     Invalid(String),
+}
+
+/// How the node writes its log lines (stderr).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines (the default).
+    #[default]
+    Text,
+    /// One JSON object per line (tracing-subscriber's JSON format), for log collectors.
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "text" => Ok(Self::Text),
+            "json" => Ok(Self::Json),
+            other => Err(format!("{other:?} is not a log format (text or json)")),
+        }
+    }
 }
 
 /// Settings of the MQTT broker the node's ingest reads from.
@@ -197,6 +224,9 @@ pub struct NodeConfig {
     /// `AGRITRACE_RATE_LIMIT_<CLASS>` (`PER_MINUTE/BURST` or `off`),
     /// `AGRITRACE_RATE_LIMIT_KEYS_MAX`.
     pub rate_limits: crate::ratelimit::RateLimitConfig,
+    /// Log lines as `"text"` (default) or `"json"` (one object per line). The `--log-format`
+    /// flag and `AGRITRACE_LOG_FORMAT` override it.
+    pub log_format: LogFormat,
 }
 
 impl Default for NodeConfig {
@@ -219,6 +249,7 @@ impl Default for NodeConfig {
             trusted_proxies: Vec::new(),
             scans_unusual_count: crate::resolver::scans::UNUSUAL_COUNT_DEFAULT,
             rate_limits: crate::ratelimit::RateLimitConfig::default(),
+            log_format: LogFormat::Text,
         }
     }
 }
@@ -453,13 +484,13 @@ impl NodeConfig {
     /// The embedded store's file.
     #[must_use]
     pub fn store_path(&self) -> PathBuf {
-        self.data_dir.join("agritrace.redb")
+        self.data_dir.join(STORE_FILE)
     }
 
     /// The log key's file.
     #[must_use]
     pub fn log_key_path(&self) -> PathBuf {
-        self.data_dir.join("log.key")
+        self.data_dir.join(LOG_KEY_FILE)
     }
 
     /// The ingest settings (broker port 0 must be resolved by the caller first).

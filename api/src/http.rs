@@ -28,6 +28,7 @@
 //! | `/v1/orgs/{org}/issuer-keys[/{key_id}/revoke]`, `/v1/issuer-keys/{key_id}`, `/v1/documents[/{id}[/content\|/signature\|/revoke\|/supersede]]`, `/v1/verify/document`, `/v1/public/lots/{gtin}/{lot}/certificates` | issuer keys, trade documents, the customs check: see [`crate::documents`] |
 //! | `/v1/orgs/{org}/shipments/{id}/evidence`, `/v1/orgs/{org}/lots/{gtin}/{lot}/evidence` (`?since=`) | sealed evidence bundles for offline verification: see [`crate::evidence`] |
 //! | `/01/...` with `Accept: text/html`, `/v1/public/lots/{gtin}/{lot}/journey`, `/pages/verify.js` | the consumer page, its public data and script: see [`crate::pages`] |
+//! | `POST /v1/admin/backup` | an online snapshot of the whole store, streamed; the node's own host only: see [`crate::backup`] |
 //! | `/v1/log/policy` | the trust policy evidence bundles are exported under (C2SP tlog-policy), public |
 //! | `GET /openapi.json` | the OpenAPI 3.1 description of every route: see [`crate::openapi`] |
 //!
@@ -99,6 +100,8 @@ pub struct AppState {
     pub evidence: crate::evidence::Evidence,
     /// Rate limits per client address and per caller.
     pub rate_limits: crate::ratelimit::RateLimiter,
+    /// Online backups of the store (where snapshots are made, one at a time).
+    pub backups: crate::backup::Backups,
 }
 
 /// The router; serve it with `into_make_service_with_connect_info::<SocketAddr>()` (device
@@ -136,6 +139,7 @@ pub fn router(state: AppState, body_bytes_max: usize) -> Router {
         .merge(crate::trade::routes())
         .merge(crate::documents::routes())
         .merge(crate::evidence::routes())
+        .merge(crate::backup::routes())
         .merge(crate::pages::routes())
         .merge(crate::openapi::routes())
         .layer(DefaultBodyLimit::max(body_bytes_max))

@@ -4,6 +4,8 @@
 //! line: `serve`, `device import`, `keygen`.
 //!
 //! - [`config`]: `NodeConfig`, one TOML file with `AGRITRACE_*` environment overrides.
+//! - [`config_check`]: `agritrace config check`, every problem of a configuration file
+//!   explained with its line.
 //! - [`node`]: start and stop order, the log key, offline device import.
 //! - [`broker`]: the in-process rumqttd broker.
 //! - [`http`]: the routes (log tiles, `/healthz`, `/metrics`, reading anchors, device import).
@@ -25,6 +27,8 @@
 //!   `agritrace-verify`.
 //! - [`pages`]: the consumer's page a QR code opens (server-rendered HTML, a proof checked in
 //!   the browser) and the public journey of a lot it is drawn from.
+//! - [`backup`]: online backup of the embedded store (`POST /v1/admin/backup`), verified
+//!   restore, and the consistency check of a restored log against a live node.
 //! - [`openapi`]: the OpenAPI 3.1 description of every route, served at `/openapi.json`.
 //! - [`ratelimit`]: token-bucket rate limits per client address and per caller, 429 with
 //!   `Retry-After`.
@@ -34,9 +38,11 @@
 
 pub mod access;
 pub mod auth;
+pub mod backup;
 pub mod broker;
 pub mod coldchain;
 pub mod config;
+pub mod config_check;
 pub mod device_health;
 pub mod devices;
 pub mod documents;

@@ -310,6 +310,7 @@ impl Node {
             evidence: crate::evidence::Evidence::new(log.seal_key, &config.witness_endpoints()?)
                 .map_err(|e| ConfigError::Invalid(format!("the evidence trust policy: {e}")))?,
             rate_limits: crate::ratelimit::RateLimiter::new(&config.rate_limits),
+            backups: crate::backup::Backups::new(&config.data_dir),
             clock,
         };
         let app = crate::http::router(state, config.http_body_bytes_max);

@@ -975,6 +975,32 @@ fn account_ops() -> Vec<Op> {
         .errors(&[400, 404]),
         op(
             "post",
+            "/v1/admin/backup",
+            "adminBackup",
+            "admin",
+            Access::Local,
+            "An online backup of the whole store (`agritrace backup`)",
+        )
+        .describe(
+            "Allowed from the node's own host (loopback) only; no token. The node copies its \
+             embedded store as one read transaction sees it while ingest goes on, and streams \
+             an `agritrace-backup/v1` file: that first line, a JSON manifest on one line \
+             (origin, logKey, logSize, logRoot, checkpointSize, checkpoint, tables, imageBytes, \
+             imageSha256), then the redb image. One backup at a time: a request waits up to 10 s for the one being taken, then gets 409. \
+             The log's private key is never included.",
+        )
+        .answer(
+            200,
+            "The backup file.",
+            &[(
+                "application/vnd.agritrace.backup",
+                json!({ "type": "string", "contentEncoding": "binary" }),
+            )],
+        )
+        .header(200, "Agritrace-Backup-Sha256", "SHA-256 of the image (hex), as in the manifest.")
+        .errors(&[409]),
+        op(
+            "post",
             "/v1/orgs/{org}/partners",
             "share",
             "partners",

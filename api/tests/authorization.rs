@@ -154,6 +154,8 @@ fn rows(ids: &Ids) -> Vec<Row> {
             None,
             "N NNNNNNN NNNN",
         ),
+        // An online backup of the whole store: the node's own host, no token.
+        ("POST", s("/v1/admin/backup"), None, "A AAAAAAA AAAA"),
         // Partners.
         ("POST", s("/v1/orgs/coop/partners"), None, "U BFFFFFF FFFF"),
         ("GET", s("/v1/orgs/coop/partners"), None, "U AAAAAAA FAFF"),

@@ -20,6 +20,8 @@ pub struct NodeSettings {
     pub batch_window_ms: u64,
     /// Time between sequencer rounds.
     pub round_period_ms: u64,
+    /// Log lines as JSON objects (`AGRITRACE_LOG_FORMAT=json`) instead of text.
+    pub json_logs: bool,
 }
 
 impl Default for NodeSettings {
@@ -29,6 +31,7 @@ impl Default for NodeSettings {
             batch_readings_max: 64,
             batch_window_ms: 50,
             round_period_ms: 50,
+            json_logs: false,
         }
     }
 }
@@ -49,7 +52,7 @@ impl NodeProcess {
     /// `broker_port`, and waits until `/healthz` answers.
     pub async fn start(dir: &Path, broker_port: u16, settings: &NodeSettings) -> Self {
         let http = SocketAddr::from(([127, 0, 0, 1], crate::free_port()));
-        let env = vec![
+        let mut env = vec![
             (
                 "AGRITRACE_DATA_DIR",
                 dir.join("node-data").display().to_string(),
@@ -76,6 +79,9 @@ impl NodeProcess {
             ),
             ("AGRITRACE_LOG", "info".to_owned()),
         ];
+        if settings.json_logs {
+            env.push(("AGRITRACE_LOG_FORMAT", "json".to_owned()));
+        }
         let mut node = Self {
             dir: dir.to_owned(),
             http,
@@ -96,6 +102,43 @@ impl NodeProcess {
     #[must_use]
     pub fn store_path(&self) -> PathBuf {
         self.dir.join("node-data").join("agritrace.redb")
+    }
+
+    /// The data directory (`node-data` under the test's directory).
+    #[must_use]
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.join("node-data")
+    }
+
+    /// The base URL of its HTTP API.
+    #[must_use]
+    pub fn url(&self) -> String {
+        format!("http://{}", self.http)
+    }
+
+    /// Everything the node wrote to its log during its `start`-th start (1 is the first).
+    #[must_use]
+    pub fn log_of_start(&self, start: u32) -> String {
+        std::fs::read_to_string(self.dir.join(format!("node-{start}.stderr"))).unwrap_or_default()
+    }
+
+    /// How many times the node was started.
+    #[must_use]
+    pub fn starts(&self) -> u32 {
+        self.starts
+    }
+
+    /// Runs `agritrace <args>` with the node's environment (its data directory and HTTP
+    /// address) as an operator on the node's host would, and waits for it to exit; its output
+    /// is in `<dir>/<name>.stdout` and `.stderr`.
+    pub async fn command(
+        &self,
+        name: &str,
+        args: &[String],
+    ) -> (std::process::ExitStatus, Process) {
+        let mut process = Process::spawn(&self.dir, name, &binary("agritrace"), args, &self.env);
+        let status = process.wait().await;
+        (status, process)
     }
 
     /// Starts the node (again) on the same data directory and port, and waits until

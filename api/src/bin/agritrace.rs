@@ -1,4 +1,4 @@
-//! `agritrace`: the node's command line — run the node, register devices, bootstrap organisations, members and API tokens, show the log key.
+//! `agritrace`: the node's command line — run the node, register devices, bootstrap organisations, members and API tokens, show the log key, back up and restore the store, check a configuration file.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use api::access::AdminOp;
 use api::auth::Directory;
+use api::config::LogFormat;
 use api::{Node, NodeConfig};
 use clap::{Parser, Subcommand};
 use ingest::SystemClock;
@@ -27,7 +28,11 @@ Examples:
   agritrace serve
   agritrace-device --provision-only --devices 30
   agritrace device import agritrace-device-keys/manifest.json
-  curl http://127.0.0.1:8080/metrics";
+  curl http://127.0.0.1:8080/metrics
+  agritrace config check agritrace.toml
+  agritrace backup --out agritrace-2026-11-27.backup
+  agritrace restore --from agritrace-2026-11-27.backup --data-dir restored --log-key agritrace-data/log.key
+  agritrace restore --check --data-dir restored --against http://127.0.0.1:8080";
 
 /// The agritrace node.
 #[derive(Debug, Parser)]
@@ -45,6 +50,15 @@ struct Cli {
         default_value = "info,rumqttd=off"
     )]
     log: String,
+    /// Log line format: text (default) or json (one JSON object per line). Overrides
+    /// `log_format` of the configuration file.
+    #[arg(
+        long,
+        global = true,
+        env = "AGRITRACE_LOG_FORMAT",
+        value_name = "FORMAT"
+    )]
+    log_format: Option<LogFormat>,
 }
 
 /// Where the configuration comes from (shared by every subcommand).
@@ -104,6 +118,68 @@ enum Command {
     Keygen {
         #[command(flatten)]
         config: ConfigArgs,
+    },
+    /// Write a backup of the whole store to FILE, online: the running node (at --url, or at
+    /// http_listen on this host) takes a consistent snapshot while it keeps ingesting, and
+    /// streams it (POST /v1/admin/backup, the node's own host only). With no node answering,
+    /// the data directory is copied directly. The file holds a manifest (origin, log key,
+    /// size, root, checkpoint, rows per table, SHA-256 of the image) and the image; it is
+    /// written to a temporary name, fsync'd, checked and renamed. The log's private key is
+    /// never in a backup: keep log.key safe separately.
+    Backup {
+        /// The backup file to write.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// The running node's base URL (default: http://<http_listen>).
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// Restore a backup into an empty data directory and prove it is the backed-up log (image
+    /// hash, rows of every table, root from the tiles, the checkpoint's signature), and with
+    /// --against that it is the same log as a live node's (a consistency proof from the
+    /// restored checkpoint to the live one, from the live node's tiles). With --check, only
+    /// the proofs, on a data directory restored before. Prints a JSON report; exit 1 on any
+    /// failure.
+    Restore {
+        /// The backup file.
+        #[arg(long, value_name = "FILE", required_unless_present = "check")]
+        from: Option<PathBuf>,
+        /// The data directory to restore into (or to check).
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+        /// The log's key file (log.key of the backed-up node), put in place after checking it
+        /// is the backup's. With --check and no log.key in DIR: the log's verifier key.
+        #[arg(long, value_name = "KEY")]
+        log_key: Option<String>,
+        /// Replace the store of a data directory that is not empty.
+        #[arg(long)]
+        force: bool,
+        /// Only check an already restored data directory (needs --against).
+        #[arg(long, requires = "against", conflicts_with_all = ["from", "force"])]
+        check: bool,
+        /// A live node of the same log (base URL) to prove consistency with.
+        #[arg(long, value_name = "URL")]
+        against: Option<String>,
+    },
+    /// Check configuration files.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Load FILE as the node would and explain every problem with its line: unknown keys
+    /// (with the nearest known one), wrong types, values out of range, a data directory that
+    /// cannot be created, witness keys that do not parse, a log key of another origin.
+    /// Environment overrides are not applied. Exit 0 when the node would start with it, 1
+    /// otherwise.
+    Check {
+        /// The TOML configuration file.
+        file: PathBuf,
     },
 }
 
@@ -177,10 +253,16 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let format = cli
+        .log_format
+        .unwrap_or_else(|| configured_log_format(&cli.command));
+    let subscriber = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => subscriber.init(),
+        LogFormat::Json => subscriber.json().init(),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -200,8 +282,57 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// `log_format` of the configuration file the command names, if it has one that parses (a
+/// file that does not is reported once the command loads it).
+fn configured_log_format(command: &Command) -> LogFormat {
+    let config = match command {
+        Command::Serve { config, .. }
+        | Command::Keygen { config }
+        | Command::Backup { config, .. } => config,
+        _ => return LogFormat::default(),
+    };
+    config
+        .config
+        .as_deref()
+        .and_then(|path| std::fs::read_to_string(path).ok())
+        .and_then(|text| NodeConfig::from_toml(&text).ok())
+        .map(|c| c.log_format)
+        .unwrap_or_default()
+}
+
 async fn run(command: Command) -> Result<()> {
     match command {
+        Command::Backup { out, url, config } => backup(&out, url, &config.load()?).await,
+        Command::Restore {
+            from,
+            data_dir,
+            log_key,
+            force,
+            check,
+            against,
+        } => restore(from, &data_dir, log_key, force, check, against).await,
+        Command::Config {
+            command: ConfigCommand::Check { file },
+        } => {
+            let problems = api::config_check::check_file(&file);
+            for problem in &problems {
+                match problem.line {
+                    Some(line) => println!("{}:{line}: {}", file.display(), problem.message),
+                    None => println!("{}: {}", file.display(), problem.message),
+                }
+            }
+            if problems.is_empty() {
+                println!("{}: ok", file.display());
+                Ok(())
+            } else {
+                bail!(
+                    "{} problem{} in {}",
+                    problems.len(),
+                    if problems.len() == 1 { "" } else { "s" },
+                    file.display()
+                )
+            }
+        }
         Command::Serve {
             config,
             broker_port,
@@ -366,6 +497,101 @@ async fn admin(op: &AdminOp, config: &NodeConfig) -> Result<()> {
         }
         Err(error) => Err(error).with_context(|| format!("while sending to {url}")),
     }
+}
+
+async fn backup(out: &Path, url: Option<String>, config: &NodeConfig) -> Result<()> {
+    let explicit = url.is_some();
+    let base = url.unwrap_or_else(|| format!("http://{}", local_http(config)));
+    let manifest = match api::backup::fetch_backup(&base, out).await {
+        Ok(manifest) => manifest,
+        Err(api::backup::BackupError::Unreachable(url)) if !explicit => {
+            eprintln!(
+                "agritrace: no node answers at {url}; copying {} directly",
+                config.data_dir.display()
+            );
+            offline_backup(out, config).await?
+        }
+        Err(error) => {
+            return Err(error).with_context(|| format!("while backing up through {base}"));
+        }
+    };
+    println!(
+        "{}",
+        serde_json::json!({
+            "file": out.display().to_string(),
+            "logSize": manifest.log_size,
+            "checkpointSize": manifest.checkpoint_size,
+            "imageBytes": manifest.image_bytes,
+            "imageSha256": manifest.image_sha256,
+            "tables": manifest.tables,
+        })
+    );
+    Ok(())
+}
+
+async fn offline_backup(out: &Path, config: &NodeConfig) -> Result<api::backup::Manifest> {
+    let store_path = config.store_path();
+    if !store_path.exists() {
+        bail!("{} holds no store", config.data_dir.display());
+    }
+    let key = api::load_or_create_log_key(&config.log_key_path(), &config.origin)?
+        .verifier()
+        .to_vkey();
+    let data_dir = config.data_dir.clone();
+    let out = out.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let storage =
+            RedbStorage::open(&store_path, ledger::empty_root().0).with_context(|| {
+                format!(
+                    "while opening {} (is another agritrace process using it?)",
+                    store_path.display()
+                )
+            })?;
+        let snapshot = api::backup::snapshot(&storage, &key, &data_dir)?;
+        api::backup::write_backup(&snapshot, &out)?;
+        Ok(snapshot.manifest.clone())
+    })
+    .await
+    .context("while backing up")?
+}
+
+async fn restore(
+    from: Option<PathBuf>,
+    data_dir: &Path,
+    log_key: Option<String>,
+    force: bool,
+    check: bool,
+    against: Option<String>,
+) -> Result<()> {
+    let mut report = serde_json::Map::new();
+    if !check {
+        let from = from.context("--from names the backup to restore")?;
+        let target = data_dir.to_owned();
+        let key = log_key.clone().map(PathBuf::from);
+        let restored = tokio::task::spawn_blocking(move || {
+            api::backup::restore(&from, &target, key.as_deref(), force)
+        })
+        .await
+        .context("while restoring")?
+        .with_context(|| format!("while restoring into {}", data_dir.display()))?;
+        if !restored.log_key_restored {
+            eprintln!(
+                "agritrace: no --log-key: put the log's key at {}/log.key before starting a                  node on it (a node would otherwise create a new key and sign checkpoints                  nobody can link to this log)",
+                data_dir.display()
+            );
+        }
+        report.insert("restored".to_owned(), serde_json::to_value(&restored)?);
+    }
+    if let Some(url) = against {
+        // With --check, --log-key is the verifier key when the directory has no log.key.
+        let vkey = if check { log_key.as_deref() } else { None };
+        let consistent = api::backup::check_against(data_dir, &url, vkey)
+            .await
+            .with_context(|| format!("while proving {} against {url}", data_dir.display()))?;
+        report.insert("consistent".to_owned(), serde_json::to_value(&consistent)?);
+    }
+    println!("{}", serde_json::Value::Object(report));
+    Ok(())
 }
 
 async fn import(manifest: &Path, config: &NodeConfig) -> Result<()> {

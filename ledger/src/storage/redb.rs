@@ -20,12 +20,20 @@
 //! never on an async worker. [`LogStorage::tile_reader`] is synchronous by design: proof code
 //! calls it, and async callers run that code in `spawn_blocking` too.
 //!
+//! [`RedbStorage::snapshot_into`] copies the whole database, as one read transaction sees it,
+//! into a new file while rounds go on committing: the online backup of `agritrace backup`.
+//! redb 3 has no copy or backup facility of its own (`compact` rewrites the file in place and
+//! needs the only handle), so the copy goes table by table with each table's own types.
+//!
 //! [`SidecarRecord`]: super::SidecarRecord
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{
+    Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle,
+};
 
 use crate::tile::TileReader;
 
@@ -310,6 +318,186 @@ impl RedbStorage {
     }
 }
 
+/// What one read transaction of the store saw: the log state, the published checkpoint and
+/// the number of rows of every table (log tables and sidecar tables alike).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreSummary {
+    /// The durable log state.
+    pub state: LogState,
+    /// The published checkpoint, if one was stored yet.
+    pub checkpoint: Option<StoredCheckpoint>,
+    /// Rows per table, by table name.
+    pub tables: BTreeMap<String, u64>,
+}
+
+/// Rows of the sidecar table `name` are raw bytes to raw bytes (see [`SidecarRecord`]).
+///
+/// [`SidecarRecord`]: super::SidecarRecord
+fn sidecar_definition(name: &str) -> TableDefinition<'_, &'static [u8], &'static [u8]> {
+    TableDefinition::new(name)
+}
+
+/// Rows copied per write transaction of a snapshot: bounds the memory one transaction of the
+/// copy holds, whatever the size of the store.
+const SNAPSHOT_ROWS_PER_TXN: u64 = 50_000;
+
+/// Copies one table of `source` into `target`, in write transactions of at most
+/// [`SNAPSHOT_ROWS_PER_TXN`] rows committed without fsync (the caller's last commit makes them
+/// all durable). Returns the rows copied.
+fn copy_table<K, V>(
+    source: &redb::ReadTransaction,
+    target: &Database,
+    definition: TableDefinition<'_, K, V>,
+) -> Result<u64, ReadError>
+where
+    K: redb::Key + 'static,
+    V: redb::Value + 'static,
+{
+    let from = source.open_table(definition).map_err(read_backend)?;
+    let mut rows_in = from.iter().map_err(read_backend)?;
+    let mut rows = 0u64;
+    loop {
+        let mut txn = target.begin_write().map_err(read_backend)?;
+        txn.set_durability(redb::Durability::None)
+            .map_err(|e| ReadError::Backend(Box::new(e)))?;
+        let mut done = true;
+        {
+            // Opening the table creates it, so an empty table is copied too.
+            let mut to = txn.open_table(definition).map_err(read_backend)?;
+            let mut in_txn = 0u64;
+            for row in rows_in.by_ref() {
+                let (key, value) = row.map_err(read_backend)?;
+                to.insert(key.value(), value.value())
+                    .map_err(read_backend)?;
+                rows += 1;
+                in_txn += 1;
+                if in_txn == SNAPSHOT_ROWS_PER_TXN {
+                    done = false;
+                    break;
+                }
+            }
+        }
+        txn.commit().map_err(read_backend)?;
+        if done {
+            return Ok(rows);
+        }
+    }
+}
+
+impl RedbStorage {
+    /// Copies the whole store, as one read transaction sees it (a consistent snapshot: rounds
+    /// committed after it began are not in the copy), into a new redb file at `target`, and
+    /// says what the copy holds. Rounds keep committing meanwhile: redb readers never block
+    /// the writer. Blocking: call it from a blocking thread.
+    ///
+    /// The copy goes in write transactions of a bounded number of rows on the new file, the
+    /// last one committed with fsync; `target` must not exist. A crash leaves a partial file at
+    /// `target` that the caller removes. While the copy runs, its read transaction keeps the
+    /// pages it sees: the store's file may grow by what commits meanwhile, and reuses that
+    /// space afterwards.
+    ///
+    /// # Errors
+    /// [`ReadError`] if the store cannot be read, `target` cannot be created or written, or a
+    /// table is neither a log table nor a `&[u8] → &[u8]` sidecar table.
+    pub fn snapshot_into(&self, target: &Path) -> Result<StoreSummary, ReadError> {
+        if target.exists() {
+            return Err(ReadError::Backend(
+                format!("{} exists already", target.display()).into(),
+            ));
+        }
+        let source = self.db.begin_read().map_err(read_backend)?;
+        let summary = summarize(&source, self.empty_root)?;
+        let copy = Database::create(target).map_err(read_backend)?;
+        let mut copied = BTreeMap::new();
+        copied.insert(META.name().to_owned(), copy_table(&source, &copy, META)?);
+        copied.insert(TILES.name().to_owned(), copy_table(&source, &copy, TILES)?);
+        copied.insert(
+            BUNDLES.name().to_owned(),
+            copy_table(&source, &copy, BUNDLES)?,
+        );
+        for name in sidecar_names(&source)? {
+            let rows = copy_table(&source, &copy, sidecar_definition(&name))?;
+            copied.insert(name, rows);
+        }
+        // Assert after reading: the copy holds exactly what the snapshot counted.
+        if copied != summary.tables {
+            return Err(ReadError::Corrupt(format!(
+                "the copy holds {copied:?} rows, the snapshot counted {:?}",
+                summary.tables
+            )));
+        }
+        // One durable commit (Durability::Immediate, the default: it returns after fsync)
+        // makes every earlier commit of the copy durable too.
+        copy.begin_write()
+            .map_err(read_backend)?
+            .commit()
+            .map_err(read_backend)?;
+        drop(copy);
+        Ok(summary)
+    }
+
+    /// What the store holds now (one read transaction): log state, checkpoint, rows per table.
+    /// Blocking: call it from a blocking thread.
+    ///
+    /// # Errors
+    /// [`ReadError`] if the store cannot be read or a table has unexpected types.
+    pub fn summary(&self) -> Result<StoreSummary, ReadError> {
+        let txn = self.db.begin_read().map_err(read_backend)?;
+        summarize(&txn, self.empty_root)
+    }
+}
+
+fn sidecar_names(txn: &redb::ReadTransaction) -> Result<Vec<String>, ReadError> {
+    if txn
+        .list_multimap_tables()
+        .map_err(read_backend)?
+        .next()
+        .is_some()
+    {
+        return Err(ReadError::Corrupt(
+            "the store holds a multimap table, which no agritrace component writes".into(),
+        ));
+    }
+    Ok(txn
+        .list_tables()
+        .map_err(read_backend)?
+        .map(|handle| handle.name().to_owned())
+        .filter(|name| ![META.name(), TILES.name(), BUNDLES.name()].contains(&name.as_str()))
+        .collect())
+}
+
+fn summarize(txn: &redb::ReadTransaction, empty_root: [u8; 32]) -> Result<StoreSummary, ReadError> {
+    let meta = txn.open_table(META).map_err(read_backend)?;
+    let state = match meta.get(STATE_KEY).map_err(read_backend)? {
+        Some(value) => LogState::from_bytes(value.value())?,
+        None => LogState::empty(empty_root),
+    };
+    let checkpoint = match meta.get(CHECKPOINT_KEY).map_err(read_backend)? {
+        Some(value) => Some(decode_checkpoint(value.value())?),
+        None => None,
+    };
+    let mut tables = BTreeMap::new();
+    tables.insert(META.name().to_owned(), meta.len().map_err(read_backend)?);
+    let tiles = txn.open_table(TILES).map_err(read_backend)?;
+    tables.insert(TILES.name().to_owned(), tiles.len().map_err(read_backend)?);
+    let bundles = txn.open_table(BUNDLES).map_err(read_backend)?;
+    tables.insert(
+        BUNDLES.name().to_owned(),
+        bundles.len().map_err(read_backend)?,
+    );
+    for name in sidecar_names(txn)? {
+        let table = txn
+            .open_table(sidecar_definition(&name))
+            .map_err(read_backend)?;
+        tables.insert(name, table.len().map_err(read_backend)?);
+    }
+    Ok(StoreSummary {
+        state,
+        checkpoint,
+        tables,
+    })
+}
+
 fn encode_checkpoint(checkpoint: &StoredCheckpoint) -> Vec<u8> {
     let mut out = Vec::with_capacity(40 + checkpoint.note.len());
     out.extend_from_slice(&checkpoint.size.to_be_bytes());
@@ -424,5 +612,72 @@ impl LogStorage for RedbStorage {
         blocking(move || this.sidecar_blocking(&table, &key))
             .await
             .map_err(ReadError::Backend)?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fill(storage: &RedbStorage, table: &str, from: u64, rows: u64) {
+        let txn = storage.db.begin_write().expect("write");
+        {
+            let mut handle = txn
+                .open_table(sidecar_definition(table))
+                .expect("a sidecar table");
+            for i in from..from + rows {
+                let value = [u8::try_from(i % 251).expect("small"); 100];
+                handle
+                    .insert(i.to_be_bytes().as_slice(), value.as_slice())
+                    .expect("insert");
+            }
+        }
+        txn.commit().expect("commit");
+    }
+
+    #[test]
+    fn a_snapshot_is_one_read_transaction_copied_whole_while_writes_go_on() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage =
+            RedbStorage::open(&dir.path().join("store.redb"), [0; 32]).expect("open the store");
+        // More rows than one copy transaction takes, and an empty table.
+        let before = SNAPSHOT_ROWS_PER_TXN * 2 + 7;
+        fill(&storage, "readings", 0, before);
+        fill(&storage, "empty", 0, 0);
+
+        let writer = {
+            let storage = storage.clone();
+            std::thread::spawn(move || {
+                for round in 0..20 {
+                    fill(&storage, "readings", before + round * 1_000, 1_000);
+                }
+            })
+        };
+        let copy_path = dir.path().join("copy.redb");
+        let started = std::time::Instant::now();
+        let summary = storage.snapshot_into(&copy_path).expect("a snapshot");
+        let took = started.elapsed();
+        writer.join().expect("the writer");
+
+        let rows = summary.tables["readings"];
+        assert!(
+            (before..=before + 20_000).contains(&rows) && (rows - before).is_multiple_of(1_000),
+            "the snapshot saw {rows} rows: not one transaction's view"
+        );
+        assert_eq!(summary.tables["empty"], 0);
+        let bytes = std::fs::metadata(&copy_path).expect("the copy").len();
+        eprintln!("snapshot of {rows} rows of 100 bytes: {bytes} bytes in {took:?}");
+
+        let copy = RedbStorage::open(&copy_path, [0; 32]).expect("open the copy");
+        assert_eq!(copy.summary().expect("the copy's summary"), summary);
+        assert_eq!(
+            copy.sidecar_blocking("readings", &(before - 1).to_be_bytes())
+                .expect("read"),
+            Some(vec![u8::try_from((before - 1) % 251).expect("small"); 100])
+        );
+        let error = storage
+            .snapshot_into(&copy_path)
+            .expect_err("the target exists");
+        assert!(error.to_string().contains("read failed"), "{error}");
     }
 }
