@@ -1815,6 +1815,11 @@ fn pages_ops() -> Vec<Op> {
         op("get", "/entry/devices/new", "getDeviceForm", "pages", Access::Public, "Data entry: register a device and its Ed25519 public key")
             .describe("Submits `POST /v1/orgs/{org}/devices`.")
             .answer(200, "The page.", &[("text/html", json!({ "type": "string" }))]),
+        op("get", "/entry/devices/{device}", "getDevicePage", "pages", Access::Public, "Data entry: a device's health and refused readings (`?lang=zh|en`)")
+            .describe("A page with no data in it: its script shows `GET /v1/orgs/{org}/devices/{device}/health` (last reading, clock offset, missing sequence numbers, dropped samples, keys) and the pages of `.../quarantine`, with the token `/login` keeps in the tab.")
+            .params(&["device"])
+            .answer(200, "The page.", &[("text/html", json!({ "type": "string" }))])
+            .errors(&[400]),
         op("get", "/pages/entry.js", "getEntryScript", "pages", Access::Public, "The data-entry forms' script: checks as you type, submits through this API")
             .answer(200, "The script.", &[("text/javascript", json!({ "type": "string" }))]),
         op("get", "/console", "getConsole", "pages", Access::Public, "The customs console: the shipments declared to the signed-in officer's authority (`?lang=zh|en`)")
