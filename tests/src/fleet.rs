@@ -102,6 +102,37 @@ impl Fleet {
         all.extend(args.iter().map(|&a| a.to_owned()));
         Process::spawn(dir, name, &binary("agritrace-device"), &all, &[])
     }
+
+    /// The devices as the load tests run them: `readings` each, one a second of device time
+    /// run `time_scale` times faster, a reading unacknowledged for `resend_after` sent again,
+    /// and four minutes for the outboxes to drain at the end.
+    #[must_use]
+    pub fn stream(
+        &self,
+        dir: &Path,
+        port: u16,
+        readings: u64,
+        time_scale: u32,
+        resend_after: &str,
+    ) -> Process {
+        self.spawn(
+            dir,
+            "devices",
+            port,
+            &[
+                "--readings",
+                &readings.to_string(),
+                "--sample-period",
+                "1s",
+                "--time-scale",
+                &time_scale.to_string(),
+                "--resend-after",
+                resend_after,
+                "--exit-timeout",
+                "240s",
+            ],
+        )
+    }
 }
 
 /// Every reading the devices printed as durable in their outbox journals: the readings that

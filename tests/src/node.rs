@@ -254,6 +254,26 @@ impl NodeProcess {
         self.metrics().await.get(name).copied().unwrap_or(0.0)
     }
 
+    /// Waits until the node has accepted at least `at_least` readings; returns how many.
+    /// Panics after [`crate::PATIENCE`], with the node's log.
+    pub async fn accepted_at_least(&self, at_least: f64) -> f64 {
+        let started = std::time::Instant::now();
+        loop {
+            let accepted = self
+                .metric("agritrace_ingest_readings_accepted_total")
+                .await;
+            if accepted >= at_least {
+                return accepted;
+            }
+            assert!(
+                started.elapsed() < crate::PATIENCE,
+                "the node accepted only {accepted} readings\n{}",
+                self.log_tail(40)
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
     /// The latest published checkpoint (signed note text), if there is one yet.
     pub async fn checkpoint(&self) -> Option<String> {
         match self.get("/log/checkpoint").await? {

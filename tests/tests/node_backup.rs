@@ -7,39 +7,15 @@
 //! its checkpoint is consistent with the live log read back after the run. A corrupt and a
 //! truncated copy of the backup are refused, and leave no store behind.
 
-use std::time::Duration;
-
+use system_tests::Mosquitto;
 use system_tests::audit::LogAudit;
 use system_tests::fleet::{Fleet, persisted};
 use system_tests::node::{NodeProcess, NodeSettings};
-use system_tests::{Mosquitto, PATIENCE};
 
 const DEVICES: u32 = 8;
 const READINGS: u64 = 400;
 /// Readings the node must have accepted before the backup is taken.
 const ACCEPTED_BEFORE_BACKUP: f64 = 300.0;
-
-async fn accepted(node: &NodeProcess) -> f64 {
-    node.metric("agritrace_ingest_readings_accepted_total")
-        .await
-}
-
-/// Waits until the node has accepted more than `at_least` readings.
-async fn accepted_beyond(node: &NodeProcess, at_least: f64) -> f64 {
-    let started = std::time::Instant::now();
-    loop {
-        let now = accepted(node).await;
-        if now > at_least {
-            return now;
-        }
-        assert!(
-            started.elapsed() < PATIENCE,
-            "the node accepted only {now} readings\n{}",
-            node.log_tail(40)
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 fn json(stdout: &str) -> serde_json::Value {
     let line = stdout.lines().last().unwrap_or_default();
@@ -57,24 +33,8 @@ async fn an_online_backup_restores_to_the_same_log() {
     let log_key = node.log_key().await;
 
     // 8 devices × 40 readings/s for 10 s.
-    let mut devices = fleet.spawn(
-        dir,
-        "devices",
-        broker.port(),
-        &[
-            "--readings",
-            &READINGS.to_string(),
-            "--sample-period",
-            "1s",
-            "--time-scale",
-            "40",
-            "--resend-after",
-            "1s",
-            "--exit-timeout",
-            "240s",
-        ],
-    );
-    accepted_beyond(&node, ACCEPTED_BEFORE_BACKUP).await;
+    let mut devices = fleet.stream(dir, broker.port(), READINGS, 40, "1s");
+    node.accepted_at_least(ACCEPTED_BEFORE_BACKUP).await;
 
     // The backup, taken while the devices stream.
     let backup = dir.join("node.backup");
@@ -97,13 +57,15 @@ async fn an_online_backup_restores_to_the_same_log() {
     );
     let taken = json(&process.stdout());
     let backed_up_size = taken["logSize"].as_u64().expect("logSize");
-    let after_backup = accepted(&node).await;
+    let after_backup = node
+        .metric("agritrace_ingest_readings_accepted_total")
+        .await;
     assert!(
         devices.try_wait().is_none(),
         "the devices finished before the backup was written: it must be taken under load"
     );
     // Online: the node goes on ingesting after the snapshot.
-    accepted_beyond(&node, after_backup).await;
+    node.accepted_at_least(after_backup + 1.0).await;
     eprintln!("backup of {backed_up_size} entries: {taken}");
 
     // Restore into a new data directory and prove it against the live node.

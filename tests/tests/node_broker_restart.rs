@@ -25,23 +25,7 @@ async fn broker_killed_mid_run_loses_and_duplicates_nothing() {
     let mut node = NodeProcess::start(dir, broker.port(), &NodeSettings::default()).await;
     let fleet = Fleet::provision(dir, DEVICES, "b40cce55", 47).await;
     node.import(&fleet.manifest()).await;
-    let mut devices = fleet.spawn(
-        dir,
-        "devices",
-        broker.port(),
-        &[
-            "--readings",
-            &READINGS.to_string(),
-            "--sample-period",
-            "1s",
-            "--time-scale",
-            "25",
-            "--resend-after",
-            "2s",
-            "--exit-timeout",
-            "240s",
-        ],
-    );
+    let mut devices = fleet.stream(dir, broker.port(), READINGS, 25, "2s");
 
     for kill in 1..=BROKER_KILLS {
         let threshold = f64::from(kill) * 800.0;

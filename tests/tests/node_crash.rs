@@ -39,23 +39,7 @@ async fn node_killed_under_load_loses_nothing_acknowledged() {
     let log_key = node.log_key().await;
 
     // 12 devices × 40 readings/s for 15 s; a reading unacknowledged for 1 s is sent again.
-    let mut devices = fleet.spawn(
-        dir,
-        "devices",
-        broker.port(),
-        &[
-            "--readings",
-            &READINGS.to_string(),
-            "--sample-period",
-            "1s",
-            "--time-scale",
-            "40",
-            "--resend-after",
-            "1s",
-            "--exit-timeout",
-            "240s",
-        ],
-    );
+    let mut devices = fleet.stream(dir, broker.port(), READINGS, 40, "1s");
 
     let mut checkpoints = BTreeSet::new();
     for kill in 1..=KILLS {

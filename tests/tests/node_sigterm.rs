@@ -12,10 +12,10 @@
 
 use std::time::Duration;
 
+use system_tests::Mosquitto;
 use system_tests::audit::LogAudit;
 use system_tests::fleet::{Fleet, persisted, summary};
 use system_tests::node::{NodeProcess, NodeSettings};
-use system_tests::{Mosquitto, PATIENCE};
 
 const DEVICES: u32 = 12;
 const READINGS: u64 = 500;
@@ -44,38 +44,8 @@ async fn sigterm_under_load_drains_and_needs_no_recovery() {
     node.import(&fleet.manifest()).await;
     let log_key = node.log_key().await;
 
-    let mut devices = fleet.spawn(
-        dir,
-        "devices",
-        broker.port(),
-        &[
-            "--readings",
-            &READINGS.to_string(),
-            "--sample-period",
-            "1s",
-            "--time-scale",
-            "40",
-            "--resend-after",
-            "1s",
-            "--exit-timeout",
-            "240s",
-        ],
-    );
-    let started = std::time::Instant::now();
-    loop {
-        let accepted = node
-            .metric("agritrace_ingest_readings_accepted_total")
-            .await;
-        if accepted >= ACCEPTED_BEFORE_STOP {
-            break;
-        }
-        assert!(
-            started.elapsed() < PATIENCE,
-            "the node accepted only {accepted} readings\n{}",
-            node.log_tail(40)
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let mut devices = fleet.stream(dir, broker.port(), READINGS, 40, "1s");
+    node.accepted_at_least(ACCEPTED_BEFORE_STOP).await;
     let last_served = node.checkpoint().await;
     assert!(
         devices.try_wait().is_none(),
