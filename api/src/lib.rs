@@ -6,6 +6,8 @@
 //! - [`config`]: `NodeConfig`, one TOML file with `AGRITRACE_*` environment overrides.
 //! - [`node`]: start and stop order, the log key, offline device import.
 //! - [`broker`]: the in-process rumqttd broker.
+//! - [`broker_auth`]: device and ingest MQTT credentials, topic permissions, the gateway in
+//!   front of the in-process broker, Mosquitto password and ACL files.
 //! - [`http`]: the routes (log tiles, `/healthz`, `/metrics`, reading anchors, device import).
 //! - [`metrics`]: Prometheus text rendering.
 //! - [`auth`]: organisations, members, roles, API tokens and the one authorisation policy.
@@ -32,6 +34,7 @@
 pub mod access;
 pub mod auth;
 pub mod broker;
+pub mod broker_auth;
 pub mod coldchain;
 pub mod config;
 pub mod devices;

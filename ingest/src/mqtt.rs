@@ -119,6 +119,9 @@ fn options(config: &IngestConfig, client_id: String) -> MqttOptions {
         .set_keep_alive(Duration::from_secs(config.keep_alive_secs))
         .set_clean_session(true)
         .set_max_packet_size(config.incoming_packet_bytes_max, OUTGOING_PACKET_BYTES_MAX);
+    if let Some(login) = &config.broker_login {
+        options.set_credentials(login.username.clone(), login.password.clone());
+    }
     options
 }
 

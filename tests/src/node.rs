@@ -20,6 +20,9 @@ pub struct NodeSettings {
     pub batch_window_ms: u64,
     /// Time between sequencer rounds.
     pub round_period_ms: u64,
+    /// With a file: `broker.device_auth = true`, ingest logging in with the password in it
+    /// (`broker.ingest_password_file`, written by `agritrace broker config`).
+    pub ingest_password_file: Option<PathBuf>,
 }
 
 impl Default for NodeSettings {
@@ -29,6 +32,7 @@ impl Default for NodeSettings {
             batch_readings_max: 64,
             batch_window_ms: 50,
             round_period_ms: 50,
+            ingest_password_file: None,
         }
     }
 }
@@ -49,7 +53,7 @@ impl NodeProcess {
     /// `broker_port`, and waits until `/healthz` answers.
     pub async fn start(dir: &Path, broker_port: u16, settings: &NodeSettings) -> Self {
         let http = SocketAddr::from(([127, 0, 0, 1], crate::free_port()));
-        let env = vec![
+        let mut env = vec![
             (
                 "AGRITRACE_DATA_DIR",
                 dir.join("node-data").display().to_string(),
@@ -76,6 +80,13 @@ impl NodeProcess {
             ),
             ("AGRITRACE_LOG", "info".to_owned()),
         ];
+        if let Some(file) = &settings.ingest_password_file {
+            env.push(("AGRITRACE_BROKER_DEVICE_AUTH", "true".to_owned()));
+            env.push((
+                "AGRITRACE_BROKER_INGEST_PASSWORD_FILE",
+                file.display().to_string(),
+            ));
+        }
         let mut node = Self {
             dir: dir.to_owned(),
             http,
