@@ -5,11 +5,18 @@
 //!
 //! rumqttd's `Broker::start` blocks its thread for the life of the process and has no stop;
 //! the broker ends with the process.
+//!
+//! With `broker.device_auth`, [`start_with_gateway`] puts `crate::broker_auth`'s gateway on
+//! the configured address (it checks logins and topics, which rumqttd cannot) and rumqttd on a
+//! loopback port that takes only the gateway's login.
 
 use std::io::{Read as _, Write as _};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::time::Duration;
 
+use ingest::IngestStorage;
+
+use crate::broker_auth::{Authority, GatewaySettings, UpstreamLogin, serve_gateway};
 use crate::config::BrokerConfig;
 
 /// Attempts to connect to the new listener before giving up (20 ms apart).
@@ -50,11 +57,69 @@ pub fn free_port(ip: IpAddr) -> std::io::Result<u16> {
 }
 
 /// Starts the broker on its own thread and returns the address it listens on once it accepts
-/// connections. Port 0 picks a free port.
+/// connections. Port 0 picks a free port. Anyone who reaches the address may connect and use
+/// any topic: see [`start_with_gateway`].
 ///
 /// # Errors
 /// [`BrokerError`] if the address is unusable or the broker does not come up.
 pub fn start(config: &BrokerConfig) -> Result<SocketAddr, BrokerError> {
+    let listen = listen_address(config)?;
+    start_rumqttd(config, listen, None)?;
+    Ok(listen)
+}
+
+/// Starts rumqttd on a free loopback port taking only the gateway's login, and the gateway
+/// (`crate::broker_auth::serve_gateway`, on a thread of its own) on the configured address,
+/// which it returns once both accept connections.
+///
+/// # Errors
+/// [`BrokerError`] if an address is unusable or a part does not come up.
+pub fn start_with_gateway<S: IngestStorage + Send + Sync + 'static>(
+    config: &BrokerConfig,
+    authority: Authority<S>,
+) -> Result<SocketAddr, BrokerError> {
+    let listen = listen_address(config)?;
+    let loopback = IpAddr::from([127, 0, 0, 1]);
+    let upstream = SocketAddr::new(
+        loopback,
+        free_port(loopback).map_err(BrokerError::FreePort)?,
+    );
+    let login = UpstreamLogin::new().map_err(|e| BrokerError::Config(e.to_string()))?;
+    start_rumqttd(config, upstream, Some(login.pair()))?;
+    let listener =
+        TcpListener::bind(listen).map_err(|source| BrokerError::PortTaken { listen, source })?;
+    listener
+        .set_nonblocking(true)
+        .map_err(BrokerError::Thread)?;
+    let settings = GatewaySettings {
+        upstream,
+        login,
+        connections_max: config.connections_max,
+        payload_bytes_max: config.payload_bytes_max,
+    };
+    // Its own runtime, like rumqttd's: the gateway lives as long as the broker behind it.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("mqtt-gateway")
+        .enable_all()
+        .build()
+        .map_err(BrokerError::Thread)?;
+    std::thread::Builder::new()
+        .name("mqtt-gateway".to_owned())
+        .spawn(move || {
+            runtime.block_on(async move {
+                match tokio::net::TcpListener::from_std(listener) {
+                    Ok(listener) => serve_gateway(listener, authority, settings).await,
+                    Err(error) => tracing::error!(%error, "the MQTT gateway did not start"),
+                }
+            });
+        })
+        .map_err(BrokerError::Thread)?;
+    tracing::info!(%listen, %upstream, "MQTT gateway checking logins and topics");
+    Ok(listen)
+}
+
+fn listen_address(config: &BrokerConfig) -> Result<SocketAddr, BrokerError> {
     let ip: IpAddr = config
         .host
         .parse()
@@ -63,7 +128,15 @@ pub fn start(config: &BrokerConfig) -> Result<SocketAddr, BrokerError> {
         0 => free_port(ip).map_err(BrokerError::FreePort)?,
         port => port,
     };
-    let listen = SocketAddr::new(ip, port);
+    Ok(SocketAddr::new(ip, port))
+}
+
+/// rumqttd on `listen`, taking only `login` when given (its static `auth` map).
+fn start_rumqttd(
+    config: &BrokerConfig,
+    listen: SocketAddr,
+    login: Option<(String, String)>,
+) -> Result<(), BrokerError> {
     // Connecting below would also succeed against another program on the port: make sure it
     // is free first.
     drop(TcpListener::bind(listen).map_err(|source| BrokerError::PortTaken { listen, source })?);
@@ -88,8 +161,18 @@ pub fn start(config: &BrokerConfig) -> Result<SocketAddr, BrokerError> {
         payload = config.payload_bytes_max,
         inflight = config.inflight_max,
     );
-    let broker_config: rumqttd::Config =
+    let mut broker_config: rumqttd::Config =
         toml::from_str(&text).map_err(|e| BrokerError::Config(e.to_string()))?;
+    if let Some((username, password)) = &login {
+        for server in broker_config
+            .v4
+            .iter_mut()
+            .flat_map(|servers| servers.values_mut())
+        {
+            server.connections.auth =
+                Some(std::iter::once((username.clone(), password.clone())).collect());
+        }
+    }
     std::thread::Builder::new()
         .name("mqtt-broker".to_owned())
         .spawn(move || {
@@ -99,30 +182,47 @@ pub fn start(config: &BrokerConfig) -> Result<SocketAddr, BrokerError> {
             }
         })
         .map_err(BrokerError::Thread)?;
+    let probe_login = login.as_ref().map(|(u, p)| (u.as_str(), p.as_str()));
     for _ in 0..LISTEN_CHECK_ATTEMPTS {
-        if mqtt_handshake(listen).is_ok() {
+        if mqtt_handshake(listen, probe_login).is_ok() {
             tracing::info!(%listen, "in-process MQTT broker listening");
-            return Ok(listen);
+            return Ok(());
         }
         std::thread::sleep(Duration::from_millis(20));
     }
     Err(BrokerError::NotListening(listen))
 }
 
-/// Connects as an MQTT 3.1.1 client, expects an accepting CONNACK, and disconnects: proves
-/// the broker answers (a bare TCP probe would make it log a failed connection).
-fn mqtt_handshake(listen: SocketAddr) -> std::io::Result<()> {
+/// Connects as an MQTT 3.1.1 client (with `login` when given), expects an accepting CONNACK,
+/// and disconnects: proves the broker answers (a bare TCP probe would make it log a failed
+/// connection).
+fn mqtt_handshake(listen: SocketAddr, login: Option<(&str, &str)>) -> std::io::Result<()> {
     const CLIENT_ID: &[u8] = b"agritrace-probe";
     let timeout = Duration::from_millis(500);
     let mut stream = TcpStream::connect_timeout(&listen, timeout)?;
     stream.set_read_timeout(Some(timeout))?;
-    // MQTT 3.1.1 §3.1: protocol name "MQTT", level 4, connect flags 0x02 (keep no state),
-    // keep-alive 60 s.
-    // The id is 15 bytes, so the remaining length is 10 + 2 + 15 = 27 (one byte).
-    let mut connect = vec![
-        0x10, 27, 0, 4, b'M', b'Q', b'T', b'T', 4, 0x02, 0, 60, 0, 15,
-    ];
-    connect.extend_from_slice(CLIENT_ID);
+    // MQTT 3.1.1 §3.1: protocol name "MQTT", level 4, connect flags 0x02 (keep no state; 0xc2
+    // with username and password), keep-alive 60 s, then the payload's length-prefixed strings.
+    let flags = if login.is_some() { 0xc2 } else { 0x02 };
+    let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 4, flags, 0, 60];
+    let mut fields: Vec<&[u8]> = vec![CLIENT_ID];
+    if let Some((username, password)) = login {
+        fields.push(username.as_bytes());
+        fields.push(password.as_bytes());
+    }
+    for field in fields {
+        let length = u16::try_from(field.len()).map_err(std::io::Error::other)?;
+        body.extend_from_slice(&length.to_be_bytes());
+        body.extend_from_slice(field);
+    }
+    // The body stays under 128 bytes (the login is the gateway's own 64-hex password), so
+    // the remaining length is one byte (§2.2.3).
+    let length = u8::try_from(body.len())
+        .ok()
+        .filter(|l| *l < 128)
+        .ok_or_else(|| std::io::Error::other("probe CONNECT too long"))?;
+    let mut connect = vec![0x10, length];
+    connect.extend_from_slice(&body);
     stream.write_all(&connect)?;
     let mut connack = [0u8; 4];
     stream.read_exact(&mut connack)?;

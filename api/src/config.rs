@@ -12,6 +12,8 @@
 //! embedded = true          # false: connect to an external broker at host:port
 //! host = "127.0.0.1"
 //! port = 1883
+//! device_auth = false      # true: devices log in and use only their own topics
+//! # ingest_password_file = "mqtt-auth/ingest.password"   # external broker with device_auth
 //!
 //! [[witnesses]]
 //! url = "http://127.0.0.1:7380"
@@ -133,6 +135,18 @@ pub struct BrokerConfig {
     pub payload_bytes_max: usize,
     /// In-process broker: unacknowledged QoS 1 messages per connection. 1..=65,535. Default 100.
     pub inflight_max: usize,
+    /// Devices and ingest must log in to the broker, and each device may publish only its own
+    /// readings and read only its own acks (`crate::broker_auth`). In-process broker: the
+    /// node checks logins and topics itself; external broker: configure it with the files of
+    /// `agritrace broker config`, and ingest logs in with `ingest_password_file`. Default
+    /// `false`, because the default in-process broker listens on the loopback address only,
+    /// where only this host's programs reach it (and devices provisioned before this setting
+    /// have no credential); an in-process broker on any other address requires `true`. Env
+    /// `AGRITRACE_BROKER_DEVICE_AUTH`.
+    pub device_auth: bool,
+    /// External broker with `device_auth`: the file holding ingest's broker password (one
+    /// line; written by `agritrace broker config`). Env `AGRITRACE_BROKER_INGEST_PASSWORD_FILE`.
+    pub ingest_password_file: Option<PathBuf>,
 }
 
 impl Default for BrokerConfig {
@@ -144,6 +158,8 @@ impl Default for BrokerConfig {
             connections_max: 10_000,
             payload_bytes_max: 20_480,
             inflight_max: 100,
+            device_auth: false,
+            ingest_password_file: None,
         }
     }
 }
@@ -349,6 +365,12 @@ impl NodeConfig {
         if let Some(v) = env_value("AGRITRACE_BROKER_PORT", lookup)? {
             self.broker.port = v;
         }
+        if let Some(v) = env_value("AGRITRACE_BROKER_DEVICE_AUTH", lookup)? {
+            self.broker.device_auth = v;
+        }
+        if let Some(v) = env_value::<PathBuf>("AGRITRACE_BROKER_INGEST_PASSWORD_FILE", lookup)? {
+            self.broker.ingest_password_file = Some(v);
+        }
         if let Some(v) = env_value("AGRITRACE_INGEST_WORKERS", lookup)? {
             self.ingest_workers = v;
         }
@@ -405,6 +427,30 @@ impl NodeConfig {
         if self.broker.embedded && self.broker.host.parse::<std::net::IpAddr>().is_err() {
             return Err(ConfigError::Invalid(
                 "broker.host must be an IP address for the in-process broker".to_owned(),
+            ));
+        }
+        if self.broker.embedded
+            && !self.broker.device_auth
+            && self
+                .broker
+                .host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| !ip.is_loopback())
+        {
+            return Err(ConfigError::Invalid(
+                "broker.device_auth must be true for an in-process broker listening on a \
+                 non-loopback address (broker.host)"
+                    .to_owned(),
+            ));
+        }
+        if !self.broker.embedded
+            && self.broker.device_auth
+            && self.broker.ingest_password_file.is_none()
+        {
+            return Err(ConfigError::Invalid(
+                "broker.ingest_password_file is required with an external broker and \
+                 broker.device_auth (write it with `agritrace broker config`)"
+                    .to_owned(),
             ));
         }
         if !self.broker.embedded && self.broker.port == 0 {
@@ -602,6 +648,29 @@ mod tests {
             Some("broker.port"),
         );
         check("[broker]\nhost = \"localhost\"", &[], Some("broker.host"));
+        check(
+            "[broker]\nhost = \"192.0.2.1\"",
+            &[],
+            Some("broker.device_auth"),
+        );
+        check(
+            "[broker]\nhost = \"192.0.2.1\"\ndevice_auth = true",
+            &[],
+            None,
+        );
+        check(
+            "[broker]\nembedded = false\ndevice_auth = true",
+            &[],
+            Some("broker.ingest_password_file"),
+        );
+        check(
+            "[broker]\nembedded = false",
+            &[
+                ("AGRITRACE_BROKER_DEVICE_AUTH", "true"),
+                ("AGRITRACE_BROKER_INGEST_PASSWORD_FILE", "/p"),
+            ],
+            None,
+        );
         check("unknown_field = 1", &[], Some("unknown"));
         check("document_bytes_max = 0", &[], Some("document_bytes_max"));
         check(

@@ -12,7 +12,7 @@
 //!
 //! | route | action | answers |
 //! |---|---|---|
-//! | `POST /v1/orgs/{org}/devices` | `ManageDevices` | 201, the device (`{device_id, public_key, name?}` in); 200 if it is already this organisation's with that key; 409 if it is another's, registered with another key, or imported without an owner |
+//! | `POST /v1/orgs/{org}/devices` | `ManageDevices` | 201, the device (`{device_id, public_key, name?, mqtt_password_hash?}` in: the hash is the broker credential, stored with the registration); 200 if it is already this organisation's with that key; 409 if it is another's, registered with another key, or imported without an owner |
 //! | `POST .../devices/{id}/rotation` | `ManageDevices` | 201, the device (`{key_epoch, public_key, signature}` in: the old key's signature over `ledger::entry::key_rotation_message`) |
 //! | `POST .../devices/{id}/revocation` | `ManageDevices` | 201, the device (`{key_epoch?, effective_time_ms?}` in; the latest epoch and now by default) |
 //! | `POST .../devices/{id}/claim` | `ManageDevices` | 201, the device (`{signature, name?}` in) |
@@ -243,6 +243,7 @@ impl<S: IngestStorage> Devices<S> {
         device: DeviceId,
         public_key: [u8; 32],
         name: Option<String>,
+        broker_credential: Option<crate::broker_auth::PasswordHash>,
     ) -> Result<bool, ApiError> {
         let _guard = self.write.lock().await;
         let owner = self.owner(device)?;
@@ -278,7 +279,14 @@ impl<S: IngestStorage> Devices<S> {
                 FIRST_KEY_EPOCH,
                 public_key,
                 self.clock.now_ms(),
-                Self::owner_records(&owner),
+                // The broker credential commits with the key event and the owner, or not at all.
+                Self::owner_records(&owner)
+                    .into_iter()
+                    .chain(
+                        broker_credential
+                            .map(|hash| crate::broker_auth::credential_record(device, &hash)),
+                    )
+                    .collect(),
             )
             .await
             .map_err(registry_error)?
@@ -575,6 +583,9 @@ struct NewDevice {
     public_key: String,
     #[serde(default)]
     name: Option<String>,
+    /// The `$7$` hash of the device's MQTT password (`broker.device_auth`), as in its manifest.
+    #[serde(default)]
+    mqtt_password_hash: Option<String>,
 }
 
 async fn register(
@@ -589,9 +600,16 @@ async fn register(
     let device = device_of(&new.device_id)?;
     let public_key = hex_array::<32>("public_key", &new.public_key)?;
     let name = check_name(new.name)?;
+    let broker_credential = new
+        .mqtt_password_hash
+        .map(|hash| {
+            hash.parse::<crate::broker_auth::PasswordHash>()
+                .map_err(|e| bad(format!("mqtt_password_hash: {e}")))
+        })
+        .transpose()?;
     let created = state
         .devices
-        .register(&org, device, public_key, name)
+        .register(&org, device, public_key, name, broker_credential)
         .await?;
     let status = if created {
         StatusCode::CREATED

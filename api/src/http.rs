@@ -509,8 +509,16 @@ async fn import(
         ));
     }
     let registry = state.ingest.registry();
+    // A malformed broker credential refuses the manifest before anything is registered.
+    crate::broker_auth::manifest_credentials(&body).map_err(ApiError::BadRequest)?;
     match registry.import_manifest(&body, state.clock.now_ms()).await {
-        Ok(outcomes) => Ok(json_response(&import_report(&outcomes))),
+        Ok(outcomes) => {
+            // The hashes were checked above: what fails here is the store.
+            crate::broker_auth::store_manifest_credentials(state.sequencer.storage(), &body)
+                .await
+                .map_err(ApiError::Internal)?;
+            Ok(json_response(&import_report(&outcomes)))
+        }
         Err(error @ (RegistryError::Manifest(_) | RegistryError::BadKey { .. })) => {
             Err(ApiError::BadRequest(error.to_string()))
         }

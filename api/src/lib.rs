@@ -8,6 +8,8 @@
 //!   explained with its line.
 //! - [`node`]: start and stop order, the log key, offline device import.
 //! - [`broker`]: the in-process rumqttd broker.
+//! - [`broker_auth`]: device and ingest MQTT credentials, topic permissions, the gateway in
+//!   front of the in-process broker, Mosquitto password and ACL files.
 //! - [`http`]: the routes (log tiles, `/healthz`, `/metrics`, reading anchors, device import).
 //! - [`metrics`]: Prometheus text rendering.
 //! - [`auth`]: organisations, members, roles, API tokens and the one authorisation policy.
@@ -40,6 +42,7 @@ pub mod access;
 pub mod auth;
 pub mod backup;
 pub mod broker;
+pub mod broker_auth;
 pub mod coldchain;
 pub mod config;
 pub mod config_check;

@@ -194,6 +194,9 @@ pub async fn import_offline(
     config: &NodeConfig,
     manifest_json: &str,
 ) -> Result<Vec<(DeviceId, RegisterOutcome)>, NodeError> {
+    // A malformed broker credential refuses the manifest before anything is registered.
+    crate::broker_auth::manifest_credentials(manifest_json)
+        .map_err(|e| NodeError::from(ConfigError::Invalid(format!("the manifest: {e}"))))?;
     let log = open_log(config).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let ingest = config.ingest_config();
@@ -203,12 +206,53 @@ pub async fn import_offline(
         ingest.key_cache_entries_max,
         ingest.key_cache_ttl_ms,
     );
-    let outcome = registry
+    let mut outcome = registry
         .import_manifest(manifest_json, clock.now_ms())
         .await;
+    if outcome.is_ok() {
+        // The devices' broker credentials (`mqtt_password_hash`), once their keys are in.
+        if let Err(error) =
+            crate::broker_auth::store_manifest_credentials(log.sequencer.storage(), manifest_json)
+                .await
+        {
+            outcome = Err(ingest::RegistryError::Manifest(error));
+        }
+    }
     // Shutdown checkpoints the last durable state before it returns.
     log.tasks.shutdown().await;
     Ok(outcome?)
+}
+
+/// Ingest's broker login with `broker.device_auth`: a fresh random password for the
+/// in-process broker (the node holds both ends), the first line of `ingest_password_file` for
+/// an external one.
+fn ingest_broker_login(config: &NodeConfig) -> Result<Option<ingest::BrokerLogin>, NodeError> {
+    if !config.broker.device_auth {
+        return Ok(None);
+    }
+    let password = match &config.broker.ingest_password_file {
+        Some(path) if !config.broker.embedded => std::fs::read_to_string(path)
+            .map_err(|e| {
+                ConfigError::Invalid(format!(
+                    "broker.ingest_password_file {}: {e}",
+                    path.display()
+                ))
+            })?
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_owned(),
+        _ => crate::broker_auth::new_secret()
+            .map_err(|e| ConfigError::Invalid(format!("broker: {e}")))?,
+    };
+    if password.is_empty() {
+        return Err(ConfigError::Invalid("broker.ingest_password_file is empty".to_owned()).into());
+    }
+    Ok(Some(ingest::BrokerLogin {
+        username: crate::broker_auth::INGEST_USERNAME.to_owned(),
+        password,
+    }))
 }
 
 /// A running node.
@@ -251,18 +295,39 @@ impl Node {
             );
         }
         let log = open_log(&config).await?;
+        let ingest_login = ingest_broker_login(&config)?;
         let broker_addr = if config.broker.embedded {
             let broker = config.broker.clone();
-            tokio::task::spawn_blocking(move || crate::broker::start(&broker))
-                .await
-                .map_err(|e| {
-                    crate::broker::BrokerError::Thread(std::io::Error::other(e.to_string()))
-                })??
+            let authority = match &ingest_login {
+                Some(login) => {
+                    let ingest = config.ingest_config();
+                    let registry = DeviceRegistry::new(
+                        log.sequencer.clone(),
+                        Arc::new(SystemClock),
+                        ingest.key_cache_entries_max,
+                        ingest.key_cache_ttl_ms,
+                    );
+                    Some(
+                        crate::broker_auth::Authority::new(registry, &login.password)
+                            .map_err(|e| ConfigError::Invalid(format!("broker: {e}")))?,
+                    )
+                }
+                None => None,
+            };
+            tokio::task::spawn_blocking(move || match authority {
+                Some(authority) => crate::broker::start_with_gateway(&broker, authority),
+                None => crate::broker::start(&broker),
+            })
+            .await
+            .map_err(|e| {
+                crate::broker::BrokerError::Thread(std::io::Error::other(e.to_string()))
+            })??
         } else {
             resolve(&config.broker.host, config.broker.port).await?
         };
         let mut ingest_config = config.ingest_config();
         ingest_config.broker_port = broker_addr.port();
+        ingest_config.broker_login = ingest_login;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let (ingest, ingest_tasks) =
             ingest::start(ingest_config, log.sequencer.clone(), clock.clone())?;

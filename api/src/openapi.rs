@@ -522,6 +522,7 @@ fn schemas() -> Value {
                 "device_id": pattern(DEVICE_PATTERN, "Device id."),
                 "public_key": pattern(HEX32_PATTERN, "Ed25519 public key."),
                 "name": name_text("A name."),
+                "mqtt_password_hash": { "type": "string", "description": "Mosquitto `$7$` PBKDF2-SHA512 hash of the device's MQTT password (broker.device_auth); stored with the registration." },
             })),
             "Rotation": closed(&["key_epoch", "public_key", "signature"], json!({
                 "key_epoch": { "type": "integer", "minimum": 0, "maximum": 4_294_967_295_u64 },

@@ -8,13 +8,11 @@
 
 mod common;
 
-use std::time::Duration;
-
 use api::Node;
 use common::{Api, committed, now_ms, uplink};
 use protocol::{DeviceId, DoorState, KeyEpoch, Reading, SequenceNumber, SigningKey, topic};
 use reqwest::{Method, StatusCode, header};
-use rumqttc::{AsyncClient, MqttOptions, QoS};
+use rumqttc::QoS;
 use serde_json::{Value, json};
 
 const MANGO: &str = "06901234567892";
@@ -51,17 +49,7 @@ fn temperature(sequence: u64) -> i16 {
 
 /// Readings every 10 minutes from `from_ms`, committed before this returns.
 async fn stream_readings(node: &Node, device: DeviceId, key: &SigningKey, from_ms: u64) {
-    let broker = node.broker_addr();
-    let mut options = MqttOptions::new("logger-c", broker.ip().to_string(), broker.port());
-    options.set_keep_alive(Duration::from_secs(30));
-    let (client, mut events) = AsyncClient::new(options, 64);
-    let poller = tokio::spawn(async move {
-        loop {
-            if events.poll().await.is_err() {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    });
+    let (client, poller) = common::mqtt_client(node, "logger-c", None);
     for sequence in 0..READINGS {
         let reading = Reading {
             device,

@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::{Api, committed, now_ms, uplink};
 use protocol::{DeviceId, DoorState, KeyEpoch, Reading, SequenceNumber, SigningKey, topic};
 use reqwest::{Method, StatusCode};
-use rumqttc::{AsyncClient, MqttOptions, QoS};
+use rumqttc::QoS;
 use serde_json::{Value, json};
 
 /// Polls of a result that arrives asynchronously before the test gives up (a guard against
@@ -69,17 +69,7 @@ async fn health_shows_gaps_clock_offset_and_dropped_samples_and_quarantine_shows
     assert!(answer["last_reading"].is_null(), "{answer}");
     assert_eq!(answer["keys"][0]["key_epoch"], 1, "{answer}");
 
-    let broker = node.broker_addr();
-    let mut options = MqttOptions::new("health-1", broker.ip().to_string(), broker.port());
-    options.set_keep_alive(Duration::from_secs(30));
-    let (client, mut events) = AsyncClient::new(options, 64);
-    let _poller = tokio::spawn(async move {
-        loop {
-            if events.poll().await.is_err() {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    });
+    let (client, _poller) = common::mqtt_client(&node, "health-1", None);
     let readings_topic = topic::readings_topic(device);
     // Sequences 10..=13, then 17, 18, then 25: gaps 14..=16 and 19..=24. The device's count
     // of dropped samples grows from 2 to 9 over the window.

@@ -19,7 +19,7 @@ use ledger::entry::{Entry, salted_commitment};
 use protocol::{DeviceId, DoorState, KeyEpoch, Reading, SequenceNumber, SigningKey, topic};
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
-use rumqttc::{AsyncClient, MqttOptions, QoS};
+use rumqttc::QoS;
 use serde_json::{Value, json};
 
 /// Polls of an asynchronous result before the test gives up (a guard against hanging, not a
@@ -696,17 +696,7 @@ async fn readings_of_devices_are_summarised_into_a_sensor_event() {
     }
 
     // Each publishes readings one minute apart over the in-process broker.
-    let broker = node.broker_addr();
-    let mut options = MqttOptions::new("sensor-test", broker.ip().to_string(), broker.port());
-    options.set_keep_alive(Duration::from_secs(30));
-    let (client, mut eventloop) = AsyncClient::new(options, 64);
-    let poller = tokio::spawn(async move {
-        loop {
-            if eventloop.poll().await.is_err() {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    });
+    let (client, poller) = common::mqtt_client(&node, "sensor-test", None);
     let start_ms = now_ms() - 3_600_000;
     let temperatures: [[i16; 5]; 2] = [
         [350, 410, 380, 520, 300],

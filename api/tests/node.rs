@@ -7,6 +7,8 @@
 //! proof file, saved to disk, passes the offline verifier's steps (the library functions the
 //! `agritrace-verify` binary runs; that binary's own tests run it on such files).
 
+mod common;
+
 use std::time::Duration;
 
 use agritrace_verify::steps::name;
@@ -24,7 +26,7 @@ use protocol::{
     DeviceId, DoorState, KeyEpoch, Reading, SequenceNumber, SigningKey, UplinkWriter,
     encode_signed_reading, topic,
 };
-use rumqttc::{AsyncClient, MqttOptions, QoS};
+use rumqttc::QoS;
 
 const READINGS: u64 = 12;
 /// Polls of a result that arrives asynchronously before the test gives up (a guard against
@@ -146,17 +148,7 @@ async fn readings_published_over_mqtt_are_anchored_and_proven_over_http() {
     assert_eq!(bad.status(), 400, "a malformed manifest is refused");
 
     // Publish signed readings over the in-process broker.
-    let broker = node.broker_addr();
-    let mut options = MqttOptions::new("test-device", broker.ip().to_string(), broker.port());
-    options.set_keep_alive(Duration::from_secs(30));
-    let (client, mut events) = AsyncClient::new(options, 64);
-    let poller = tokio::spawn(async move {
-        loop {
-            if events.poll().await.is_err() {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    });
+    let (client, poller) = common::mqtt_client(&node, "test-device", None);
     let start_ms = now_ms();
     let mut sent = Vec::new();
     for sequence in 0..READINGS {

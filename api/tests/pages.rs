@@ -19,7 +19,7 @@ use ledger::note::{NoteVerifier, open_note};
 use ledger::proof::root_from_inclusion_path;
 use protocol::{DeviceId, DoorState, KeyEpoch, Reading, SequenceNumber, SigningKey, topic};
 use reqwest::{Method, StatusCode, header};
-use rumqttc::{AsyncClient, MqttOptions, QoS};
+use rumqttc::QoS;
 use serde_json::{Value, json};
 
 const MANGO: &str = "06901234567892";
@@ -79,17 +79,7 @@ async fn capture(api: &Api, token: &str, events: Vec<Value>) {
 
 /// Readings every 5 minutes from `from_ms`: 15.0 °C for the 4th to 6th, 11.5 °C otherwise.
 async fn stream_readings(node: &Node, device: DeviceId, key: &SigningKey, from_ms: u64) {
-    let broker = node.broker_addr();
-    let mut options = MqttOptions::new("logger-p", broker.ip().to_string(), broker.port());
-    options.set_keep_alive(Duration::from_secs(30));
-    let (client, mut events) = AsyncClient::new(options, 64);
-    let poller = tokio::spawn(async move {
-        loop {
-            if events.poll().await.is_err() {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    });
+    let (client, poller) = common::mqtt_client(node, "logger-p", None);
     for sequence in 0..12 {
         let reading = Reading {
             device,

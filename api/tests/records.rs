@@ -16,7 +16,7 @@ use ed25519_dalek::Signer as _;
 use ingest::{QuarantinePage, RejectReason};
 use protocol::{DeviceId, DoorState, KeyEpoch, Reading, SequenceNumber, SigningKey, topic};
 use reqwest::{Method, StatusCode};
-use rumqttc::{AsyncClient, MqttOptions, QoS};
+use rumqttc::QoS;
 use serde_json::{Value, json};
 
 /// Polls of a result that arrives asynchronously before the test gives up (a guard against
@@ -428,17 +428,7 @@ async fn devices_registered_rotated_and_revoked_over_http_are_honoured_by_ingest
     assert_eq!(status, StatusCode::NOT_FOUND, "nothing left behind");
 
     // Publish over the in-process broker.
-    let broker = node.broker_addr();
-    let mut options = MqttOptions::new("reefer-7", broker.ip().to_string(), broker.port());
-    options.set_keep_alive(Duration::from_secs(30));
-    let (client, mut events) = AsyncClient::new(options, 64);
-    let poller = tokio::spawn(async move {
-        loop {
-            if events.poll().await.is_err() {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    });
+    let (client, poller) = common::mqtt_client(&node, "reefer-7", None);
     let publish = |epoch: u32, sequence: u64, key: &SigningKey| {
         let payload = uplink(&reading(device, epoch, sequence), key);
         let client = client.clone();

@@ -13,7 +13,7 @@ use std::time::Duration;
 use common::{Api, committed, now_ms, rfc3339, uplink};
 use protocol::{DeviceId, DoorState, KeyEpoch, Reading, SequenceNumber, SigningKey, topic};
 use reqwest::{Method, StatusCode};
-use rumqttc::{AsyncClient, MqttOptions, QoS};
+use rumqttc::QoS;
 use serde_json::{Value, json};
 
 /// Polls of an asynchronous result before the test gives up (a guard against hanging, not a
@@ -216,17 +216,7 @@ async fn a_shipments_readings_from_departure_to_arrival_become_one_sensor_event(
         [900, 950, 1_100, 1_150, 1_200, 1_250, 1_300],
         [2_000, 2_100, 1_000, 1_020, 1_040, 1_060, 1_080],
     ];
-    let broker = node.broker_addr();
-    let mut options = MqttOptions::new("reefers", broker.ip().to_string(), broker.port());
-    options.set_keep_alive(Duration::from_secs(30));
-    let (client, mut events) = AsyncClient::new(options, 64);
-    let poller = tokio::spawn(async move {
-        loop {
-            if events.poll().await.is_err() {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    });
+    let (client, poller) = common::mqtt_client(&node, "reefers", None);
     for ((device, key, _, _), temps) in loggers.iter().zip(temperatures_centi) {
         for (sequence, centi_c) in (0_u64..).zip(temps) {
             let reading = Reading {

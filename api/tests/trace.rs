@@ -19,7 +19,7 @@ use ledger::merkle::{Hash, LeafIndex, TreeSize};
 use ledger::proof::root_from_inclusion_path;
 use protocol::{DeviceId, DoorState, KeyEpoch, Reading, SequenceNumber, SigningKey, topic};
 use reqwest::{Method, StatusCode};
-use rumqttc::{AsyncClient, MqttOptions, QoS};
+use rumqttc::QoS;
 use serde_json::{Value, json};
 
 const MANGO: &str = "06901234567892";
@@ -113,17 +113,7 @@ async fn stream_readings(
     from_ms: u64,
     count: u64,
 ) {
-    let broker = node.broker_addr();
-    let mut options = MqttOptions::new("logger-1", broker.ip().to_string(), broker.port());
-    options.set_keep_alive(Duration::from_secs(30));
-    let (client, mut events) = AsyncClient::new(options, 64);
-    let poller = tokio::spawn(async move {
-        loop {
-            if events.poll().await.is_err() {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    });
+    let (client, poller) = common::mqtt_client(node, "logger-1", None);
     for sequence in 0..count {
         let reading = Reading {
             device,

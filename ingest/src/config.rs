@@ -12,6 +12,24 @@ pub const BATCH_READINGS_CEILING: usize = 800;
 /// Hard ceiling on every queue depth.
 pub const QUEUE_DEPTH_CEILING: usize = 65_536;
 
+/// The username and password ingest presents to the broker (the password is never printed).
+#[derive(Clone, PartialEq, Eq)]
+pub struct BrokerLogin {
+    /// The username.
+    pub username: String,
+    /// The password.
+    pub password: String,
+}
+
+impl std::fmt::Debug for BrokerLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrokerLogin")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
 /// Settings of the ingest service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IngestConfig {
@@ -19,6 +37,8 @@ pub struct IngestConfig {
     pub broker_host: String,
     /// MQTT broker port. Default 1883.
     pub broker_port: u16,
+    /// The login presented at CONNECT, when the broker asks for one. Default none.
+    pub broker_login: Option<BrokerLogin>,
     /// Prefix of the MQTT client ids: worker `i` is `{prefix}-{i}`, the ack publisher
     /// `{prefix}-acks`. 1..=40 characters of `[A-Za-z0-9_-]`. Default `agritrace-ingest`.
     pub client_id_prefix: String,
@@ -103,6 +123,7 @@ impl Default for IngestConfig {
         Self {
             broker_host: "127.0.0.1".to_owned(),
             broker_port: 1883,
+            broker_login: None,
             client_id_prefix: "agritrace-ingest".to_owned(),
             subscription: topic::READINGS_SHARED_FILTER.to_owned(),
             workers: 2,

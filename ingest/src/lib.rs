@@ -94,7 +94,7 @@ pub mod verify;
 mod test_support;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::{ConfigError, IngestConfig};
+pub use config::{BrokerLogin, ConfigError, IngestConfig};
 pub use metrics::{HistogramSnapshot, MetricsSnapshot};
 pub use quarantine::{QuarantineRecord, RejectReason};
 pub use query::{QuarantineList, QuarantinePage, QueryError, ReadingAnchor};

@@ -148,7 +148,10 @@ fn session_options(config: &IngestConfig, client_id: String) -> SessionOptions {
         client_id,
         keep_alive: Duration::from_secs(config.keep_alive_secs),
         incoming_bytes_max: config.incoming_packet_bytes_max,
-        credentials: None,
+        credentials: config
+            .broker_login
+            .as_ref()
+            .map(|login| (login.username.clone(), login.password.clone())),
     }
 }
 

@@ -243,7 +243,8 @@ impl<S: IngestStorage> DeviceRegistry<S> {
         }
     }
 
-    fn storage(&self) -> &S {
+    /// The storage the registry reads and writes.
+    pub fn storage(&self) -> &S {
         self.inner.sequencer.storage()
     }
 

@@ -16,9 +16,14 @@
 #[cfg(any(feature = "std", test))]
 extern crate std;
 
+#[cfg(feature = "credential")]
+extern crate alloc;
+
 mod ack;
 #[cfg(feature = "batch")]
 pub mod batch;
+#[cfg(feature = "credential")]
+pub mod credential;
 mod device;
 pub mod limits;
 mod reading;

@@ -22,6 +22,9 @@ pub struct NodeSettings {
     pub round_period_ms: u64,
     /// Log lines as JSON objects (`AGRITRACE_LOG_FORMAT=json`) instead of text.
     pub json_logs: bool,
+    /// With a file: `broker.device_auth = true`, ingest logging in with the password in it
+    /// (`broker.ingest_password_file`, written by `agritrace broker config`).
+    pub ingest_password_file: Option<PathBuf>,
 }
 
 impl Default for NodeSettings {
@@ -32,6 +35,7 @@ impl Default for NodeSettings {
             batch_window_ms: 50,
             round_period_ms: 50,
             json_logs: false,
+            ingest_password_file: None,
         }
     }
 }
@@ -81,6 +85,13 @@ impl NodeProcess {
         ];
         if settings.json_logs {
             env.push(("AGRITRACE_LOG_FORMAT", "json".to_owned()));
+        }
+        if let Some(file) = &settings.ingest_password_file {
+            env.push(("AGRITRACE_BROKER_DEVICE_AUTH", "true".to_owned()));
+            env.push((
+                "AGRITRACE_BROKER_INGEST_PASSWORD_FILE",
+                file.display().to_string(),
+            ));
         }
         let mut node = Self {
             dir: dir.to_owned(),

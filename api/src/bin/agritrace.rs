@@ -21,7 +21,8 @@ sequencer and the HTTP API in one process over one data directory.
 Configuration: one TOML file (--config; every field is optional and documented in \
 api/src/config.rs), then AGRITRACE_* environment variables (AGRITRACE_DATA_DIR, \
 AGRITRACE_ORIGIN, AGRITRACE_HTTP_LISTEN, AGRITRACE_BROKER_EMBEDDED, AGRITRACE_BROKER_HOST, \
-AGRITRACE_BROKER_PORT, AGRITRACE_INGEST_WORKERS, AGRITRACE_BATCH_READINGS_MAX, \
+AGRITRACE_BROKER_PORT, AGRITRACE_BROKER_DEVICE_AUTH, AGRITRACE_BROKER_INGEST_PASSWORD_FILE, \
+AGRITRACE_INGEST_WORKERS, AGRITRACE_BATCH_READINGS_MAX, \
 AGRITRACE_BATCH_WINDOW_MS, AGRITRACE_ROUND_PERIOD_MS), then the flags below.
 
 Examples:
@@ -32,7 +33,9 @@ Examples:
   agritrace config check agritrace.toml
   agritrace backup --out agritrace-2026-11-27.backup
   agritrace restore --from agritrace-2026-11-27.backup --data-dir restored --log-key agritrace-data/log.key
-  agritrace restore --check --data-dir restored --against http://127.0.0.1:8080";
+  agritrace restore --check --data-dir restored --against http://127.0.0.1:8080
+  AGRITRACE_BROKER_DEVICE_AUTH=true agritrace serve    (devices log in, own topics only)
+  agritrace broker config --out mqtt-auth             (Mosquitto password and ACL files)";
 
 /// The agritrace node.
 #[derive(Debug, Parser)]
@@ -113,6 +116,11 @@ enum Command {
     Admin {
         #[command(subcommand)]
         command: AdminCommand,
+    },
+    /// The MQTT broker's device authentication.
+    Broker {
+        #[command(subcommand)]
+        command: BrokerCommand,
     },
     /// Create the log key in the data directory if missing, and print its verifier key.
     Keygen {
@@ -237,6 +245,25 @@ enum AdminCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum BrokerCommand {
+    /// Write Mosquitto 2.0 configuration for device authentication into DIR: `passwords`
+    /// (password_file: every imported device's hash and ingest's), `acl` (acl_file: each device
+    /// writes only agritrace/v1/devices/<id>/readings and reads only .../<id>/acks),
+    /// `agritrace.conf` (allow_anonymous false and both files: `include_dir` it or copy its
+    /// lines into mosquitto.conf) and `ingest.password` (kept if present; point
+    /// broker.ingest_password_file at it and set broker.device_auth = true). Reads the data
+    /// directory: run it while the node is stopped, after each import, then send Mosquitto
+    /// SIGHUP to reload.
+    Config {
+        /// Directory to write the files into (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum DeviceCommand {
     /// Register the devices of an agritrace-device manifest (manifest.json) as KeyEvent
     /// entries. Goes through the running node's HTTP API when one answers at http_listen;
@@ -346,6 +373,22 @@ async fn run(command: Command) -> Result<()> {
         Command::Device {
             command: DeviceCommand::Import { manifest, config },
         } => import(&manifest, &config.load()?).await,
+        Command::Broker {
+            command: BrokerCommand::Config { out, config },
+        } => {
+            let report = api::broker_auth::write_mosquitto_config(&config.load()?, &out)
+                .context("while writing the Mosquitto configuration")?;
+            println!(
+                "{}",
+                serde_json::json!({
+                    "conf": report.conf,
+                    "ingest_password_file": report.ingest_password_file,
+                    "ingest_password_created": report.ingest_password_created,
+                    "devices": report.devices,
+                })
+            );
+            Ok(())
+        }
         Command::Admin { command } => {
             let (op, config) = match command {
                 AdminCommand::CreateOrg {

@@ -241,3 +241,28 @@ pub fn multipart_form(parts: &[(&str, &[u8])]) -> (String, Vec<u8>) {
     body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
     (format!("multipart/form-data; boundary={boundary}"), body)
 }
+
+/// An MQTT client of the node's broker (keep-alive 30 s, room for 64 requests) whose event
+/// loop a task polls until the returned handle is aborted (retrying 100 ms after an error).
+/// `login` is the `(username, password)` presented at CONNECT.
+pub fn mqtt_client(
+    node: &Node,
+    client_id: &str,
+    login: Option<(&str, &str)>,
+) -> (rumqttc::AsyncClient, tokio::task::JoinHandle<()>) {
+    let broker = node.broker_addr();
+    let mut options = rumqttc::MqttOptions::new(client_id, broker.ip().to_string(), broker.port());
+    options.set_keep_alive(std::time::Duration::from_secs(30));
+    if let Some((username, password)) = login {
+        options.set_credentials(username, password);
+    }
+    let (client, mut events) = rumqttc::AsyncClient::new(options, 64);
+    let poller = tokio::spawn(async move {
+        loop {
+            if events.poll().await.is_err() {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    });
+    (client, poller)
+}

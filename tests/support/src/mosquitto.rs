@@ -26,6 +26,14 @@ impl Mosquitto {
     /// accepts connections. Blocks the thread for the moment that takes.
     #[must_use]
     pub fn start(dir: &Path) -> Self {
+        Self::start_with(dir, None)
+    }
+
+    /// [`Mosquitto::start`] with `auth`, the lines of a `mosquitto.conf` fragment turning
+    /// authentication on (`allow_anonymous false`, `password_file`, `acl_file`: what
+    /// `agritrace broker config` writes), instead of anonymous access.
+    #[must_use]
+    pub fn start_with(dir: &Path, auth: Option<&str>) -> Self {
         assert!(
             Path::new(MOSQUITTO).exists(),
             "mosquitto is not installed at {MOSQUITTO} (Debian package `mosquitto`): run the \
@@ -33,10 +41,12 @@ impl Mosquitto {
         );
         let port = crate::free_port();
         // Mosquitto 2.0 drops QoS 1 messages beyond 1000 queued per client and allows 20 in
-        // flight by default (REFERENCES.md); a test that claims no loss lifts both.
+        // flight by default (REFERENCES.md); a test that claims no loss lifts both. Started as
+        // root it would switch to the `mosquitto` user, which cannot read the test's files.
         let conf = format!(
             "listener {port} 127.0.0.1\n\
-             allow_anonymous true\n\
+             user root\n\
+             {access}\n\
              persistence false\n\
              max_queued_messages 0\n\
              max_inflight_messages 1000\n\
@@ -44,7 +54,8 @@ impl Mosquitto {
              log_type error\n\
              log_type warning\n\
              log_type notice\n\
-             connection_messages false\n"
+             connection_messages false\n",
+            access = auth.unwrap_or("allow_anonymous true"),
         );
         let path = dir.join("mosquitto.conf");
         fs::write(&path, conf).unwrap_or_else(|error| panic!("write {}: {error}", path.display()));

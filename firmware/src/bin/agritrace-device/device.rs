@@ -184,6 +184,7 @@ pub async fn run(
     let readings_topic = logger.readings_topic().to_string();
     let mut link = Link::spawn(
         device_id.clone(),
+        setup.key.mqtt_secret.clone(),
         logger.acks_topic().to_string(),
         &setup.link,
         setup.backoff.clone(),

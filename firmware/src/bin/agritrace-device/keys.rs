@@ -4,10 +4,13 @@
 //!
 //! ```text
 //! <keys-dir>/<device-id>.key   Ed25519 secret seed: 64 hex digits and a newline, mode 0600
+//! <keys-dir>/<device-id>.mqtt  MQTT password: 64 hex digits and a newline, mode 0600 (the
+//!                              manifest carries only its salted PBKDF2 hash)
 //! <keys-dir>/<device-id>.seq   sequence reservation mark (`firmware::FileSequenceStore`),
 //!                              written as 0 before a new key is created
 //! <keys-dir>/<device-id>.outbox  outbox journal (see `device.rs`)
-//! <keys-dir>/manifest.json     device ids, key epochs, public keys: for the backend to import
+//! <keys-dir>/manifest.json     device ids, key epochs, public keys, MQTT password hashes: for
+//!                              the backend to import
 //! <keys-dir>/.lock             held with an exclusive advisory lock (flock) by the one process
 //!                              using the directory; holds that process's id
 //! ```
@@ -44,6 +47,10 @@ pub const MANIFEST_FORMAT: &str = "agritrace-device-manifest/v1";
 
 /// Domain separation for keys derived from `--seed`.
 const SEEDED_KEY_DOMAIN: &[u8] = b"agritrace-device/seeded-test-key/v1";
+/// Domain separation for MQTT passwords derived from `--seed`.
+const SEEDED_MQTT_DOMAIN: &[u8] = b"agritrace-device/seeded-mqtt-password/v1";
+/// Domain separation for the salt of an MQTT password's hash.
+const MQTT_SALT_DOMAIN: &[u8] = b"agritrace-device/mqtt-password-salt/v1";
 
 /// The id of device number `index` of the fleet whose ids start with `prefix`.
 pub fn device_id(prefix: [u8; 4], index: u32) -> DeviceId {
@@ -72,6 +79,8 @@ pub struct DeviceKey {
     pub signing_key: SigningKey,
     pub origin: KeyOrigin,
     pub key_file: PathBuf,
+    /// The MQTT password (username = the device id): 64 hex digits.
+    pub mqtt_secret: String,
 }
 
 /// The exclusive lock on a keys directory: held while this value lives, released by the
@@ -174,13 +183,76 @@ pub fn load_or_create(
                 .with_context(|| format!("while reading the key file {}", key_file.display()));
         }
     };
+    let mqtt_secret = load_or_create_mqtt_secret(keys_dir, device, seed)?;
     Ok(DeviceKey {
         device,
         key_epoch: FIRST_KEY_EPOCH,
         signing_key: SigningKey::from_bytes(&secret),
         origin,
         key_file,
+        mqtt_secret,
     })
+}
+
+/// Loads `<keys-dir>/<device>.mqtt`, creating it first if it does not exist (random, or with
+/// `--seed` derived from the seed like the keys).
+fn load_or_create_mqtt_secret(
+    keys_dir: &Path,
+    device: DeviceId,
+    seed: Option<u64>,
+) -> anyhow::Result<String> {
+    let path = keys_dir.join(format!("{device}.mqtt"));
+    let context = || format!("while reading the MQTT password file {}", path.display());
+    match fs::read_to_string(&path) {
+        Ok(text) => {
+            let secret = parse_hex32(text.trim_end_matches('\n')).with_context(context)?;
+            Ok(to_hex(&secret))
+        }
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {
+            let secret = match seed {
+                Some(seed) => {
+                    let digest = Sha512::new()
+                        .chain_update(SEEDED_MQTT_DOMAIN)
+                        .chain_update(seed.to_le_bytes())
+                        .chain_update(device.0)
+                        .finalize();
+                    let mut secret = [0u8; 32];
+                    secret.copy_from_slice(&digest[..32]);
+                    secret
+                }
+                None => {
+                    let mut secret = [0u8; 32];
+                    getrandom::fill(&mut secret).map_err(|error| {
+                        anyhow::anyhow!("the OS random number generator failed: {error}")
+                    })?;
+                    secret
+                }
+            };
+            // Losing this file before the directory is synced only means a new password and
+            // a new import; no reading depends on it.
+            create_key_file(&path, &secret).with_context(|| {
+                format!("while creating the MQTT password file {}", path.display())
+            })?;
+            Ok(to_hex(&secret))
+        }
+        Err(error) => Err(error).with_context(context),
+    }
+}
+
+/// The `$7$` hash of a device's MQTT password for the manifest. The salt is derived from the
+/// password (a 256-bit random secret needs no random salt against precomputed tables), so that
+/// provisioning the same directory again writes the same manifest.
+pub fn mqtt_password_hash(mqtt_secret: &str) -> String {
+    let digest = Sha512::new()
+        .chain_update(MQTT_SALT_DOMAIN)
+        .chain_update(mqtt_secret.as_bytes())
+        .finalize();
+    protocol::credential::PasswordHash::with_salt(
+        mqtt_secret.as_bytes(),
+        &digest[..protocol::credential::SALT_BYTES],
+        protocol::credential::PBKDF2_ITERATIONS,
+    )
+    .to_string()
 }
 
 /// The secret derived from `--seed`: the first 32 bytes of
@@ -271,7 +343,8 @@ pub fn parse_fleet_prefix(text: &str) -> Result<[u8; 4], String> {
     Ok(value.to_be_bytes())
 }
 
-/// Writes `<keys-dir>/manifest.json` atomically. Only public data goes into it.
+/// Writes `<keys-dir>/manifest.json` atomically. Only public data goes into it (the MQTT
+/// password as a salted hash only).
 pub fn write_manifest(keys_dir: &Path, devices: &[DeviceKey]) -> anyhow::Result<PathBuf> {
     let entries: Vec<serde_json::Value> = devices
         .iter()
@@ -283,6 +356,8 @@ pub fn write_manifest(keys_dir: &Path, devices: &[DeviceKey]) -> anyhow::Result<
                 "public_key": to_hex(key.signing_key.verifying_key().as_bytes()),
                 "readings_topic": topic::readings_topic(key.device).as_str(),
                 "acks_topic": topic::acks_topic(key.device).as_str(),
+                "mqtt_username": key.device.to_string(),
+                "mqtt_password_hash": mqtt_password_hash(&key.mqtt_secret),
             })
         })
         .collect();
@@ -442,5 +517,38 @@ mod tests {
         );
         let text = serde_json::to_string(&manifest).unwrap();
         assert!(!text.contains(&to_hex(&key.signing_key.to_bytes())));
+        // The MQTT password is in the manifest as its salted hash only, one that checks.
+        assert!(!text.contains(&key.mqtt_secret));
+        assert_eq!(entry["mqtt_username"], "0102030400000007");
+        let hash: protocol::credential::PasswordHash = entry["mqtt_password_hash"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(hash.verify(key.mqtt_secret.as_bytes()));
+        assert!(!hash.verify(b"another password"));
+    }
+
+    #[test]
+    fn the_mqtt_password_is_kept_across_runs_and_differs_per_device() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = load_or_create(dir.path(), device_id([1, 2, 3, 4], 7), None).unwrap();
+        let again = load_or_create(dir.path(), device_id([1, 2, 3, 4], 7), None).unwrap();
+        let other = load_or_create(dir.path(), device_id([1, 2, 3, 4], 8), None).unwrap();
+        assert_eq!(first.mqtt_secret.len(), 64);
+        assert_eq!(first.mqtt_secret, again.mqtt_secret);
+        assert_ne!(first.mqtt_secret, other.mqtt_secret);
+        assert_eq!(
+            mqtt_password_hash(&first.mqtt_secret),
+            mqtt_password_hash(&again.mqtt_secret),
+            "the same directory gives the same manifest"
+        );
+        let mode = fs::metadata(dir.path().join("0102030400000007.mqtt"))
+            .unwrap()
+            .permissions();
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+            0o600
+        );
     }
 }

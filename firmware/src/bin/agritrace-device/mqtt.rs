@@ -77,15 +77,20 @@ pub struct Link {
 }
 
 impl Link {
-    /// Creates the client (id = the device id) and starts its event loop task.
+    /// Creates the client (id and username = the device id, `password` its MQTT password) and
+    /// starts its event loop task.
     pub fn spawn(
         client_id: String,
+        password: String,
         acks_topic: String,
         config: &LinkConfig,
         backoff: Backoff,
     ) -> Self {
         let mut options = MqttOptions::new(client_id.clone(), config.host.clone(), config.port);
+        // Username = the device id (also the client id); a broker without authentication
+        // ignores the login.
         options
+            .set_credentials(client_id.clone(), password)
             .set_keep_alive(config.keep_alive)
             .set_clean_session(true)
             .set_max_packet_size(PACKET_BYTES_MAX, PACKET_BYTES_MAX)
