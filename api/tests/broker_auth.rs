@@ -28,24 +28,14 @@ fn key(device: DeviceId) -> SigningKey {
 /// A node with device authentication on, and A and B imported with their password hashes.
 async fn start() -> (tempfile::TempDir, Node, common::Api) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let node = Node::start(NodeConfig {
-        data_dir: dir.path().join("data"),
-        http_listen: "127.0.0.1:0".parse().expect("addr"),
-        broker: api::BrokerConfig {
-            port: 0,
-            device_auth: true,
-            ..api::BrokerConfig::default()
-        },
+    let mut config = common::config_on(dir.path().join("data"));
+    config.broker.device_auth = true;
+    let (node, api) = common::node_with(NodeConfig {
         batch_window_ms: 50,
         round_period_ms: 20,
-        ..NodeConfig::default()
+        ..config
     })
-    .await
-    .expect("the node starts");
-    let api = common::Api {
-        base: format!("http://{}", node.http_addr()),
-        http: reqwest::Client::new(),
-    };
+    .await;
     let entry = |device: DeviceId, password: &str| {
         json!({
             "device_id": device.to_string(),

@@ -25,7 +25,7 @@ use ledger::merkle::{LeafIndex, TreeSize, leaf_hash};
 use ledger::note::NoteVerifier;
 use ledger::tile::{BundleId, parse_bundle};
 use ledger::tlog_proof::TlogProof;
-use reqwest::{Client, Method, StatusCode};
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -39,23 +39,12 @@ const PDF: &[u8] = b"%PDF-1.7\nphytosanitary certificate KM-2026-0001\n%%EOF\n";
 /// A node that sequences quickly, with a small file limit.
 async fn start() -> (tempfile::TempDir, Node, Api) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let node = Node::start(NodeConfig {
-        data_dir: dir.path().join("data"),
-        http_listen: "127.0.0.1:0".parse().expect("addr"),
-        broker: api::BrokerConfig {
-            port: 0,
-            ..api::BrokerConfig::default()
-        },
+    let (node, api) = common::node_with(NodeConfig {
         round_period_ms: 20,
         document_bytes_max: BYTES_MAX,
-        ..NodeConfig::default()
+        ..common::config_on(dir.path().join("data"))
     })
-    .await
-    .expect("the node starts");
-    let api = Api {
-        base: format!("http://{}", node.http_addr()),
-        http: Client::new(),
-    };
+    .await;
     (dir, node, api)
 }
 
@@ -914,13 +903,14 @@ async fn who_reads_a_document_and_what_the_trace_lists() {
     let world = world(&api).await;
     node_key(&api, "coop", world.token("coop", "admin")).await;
     let exporter = world.token("coop", "exporter");
-    let (_, doc) = post_form(
+    let (status, doc) = post_form(
         &api,
         "/v1/documents",
         exporter,
         &upload_parts(PDF, &[("sign", b"node")]),
     )
     .await;
+    assert_eq!(status, StatusCode::CREATED, "{doc}");
     let id = doc["id"].as_str().expect("id").to_owned();
     // Readers: the cooperative (issuer, uploader, exporter, lot owner), the consignee, the
     // customs authority the shipment is declared to, auditors. Not: another customs

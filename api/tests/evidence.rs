@@ -483,27 +483,16 @@ async fn start_witnessed(dir: &std::path::Path) -> (Node, Api, NoteVerifier, Str
             .await
             .expect("witness server");
     });
-    let node = Node::start(NodeConfig {
-        data_dir: data,
-        http_listen: "127.0.0.1:0".parse().expect("addr"),
-        broker: api::BrokerConfig {
-            port: 0,
-            ..api::BrokerConfig::default()
-        },
+    let (node, api) = common::node_with(NodeConfig {
         batch_window_ms: 50,
         round_period_ms: 20,
         witnesses: vec![WitnessConfig {
             url: format!("http://{address}"),
             key: witness_vkey.clone(),
         }],
-        ..NodeConfig::default()
+        ..common::config_on(data)
     })
-    .await
-    .expect("the node starts");
-    let api = Api {
-        base: format!("http://{}", node.http_addr()),
-        http: reqwest::Client::new(),
-    };
+    .await;
     let policy = format!(
         "log {}\nwitness {WITNESS} {witness_vkey}\ngroup witnesses 1 {WITNESS}\nquorum witnesses\n",
         log_key.verifier().to_vkey()

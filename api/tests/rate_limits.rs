@@ -9,30 +9,19 @@ mod common;
 use api::ratelimit::{Budget, RateLimitConfig};
 use api::{Node, NodeConfig};
 use common::Api;
-use reqwest::{Client, Method, Response, StatusCode};
+use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 
 /// A node on a temporary directory with `rate_limits`, believing `X-Forwarded-For` from
 /// loopback.
 async fn node_with(rate_limits: RateLimitConfig) -> (tempfile::TempDir, Node, Api) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let node = Node::start(NodeConfig {
-        data_dir: dir.path().join("data"),
-        http_listen: "127.0.0.1:0".parse().expect("addr"),
-        broker: api::BrokerConfig {
-            port: 0,
-            ..api::BrokerConfig::default()
-        },
+    let (node, api) = common::node_with(NodeConfig {
         trusted_proxies: vec!["127.0.0.1".parse().expect("addr")],
         rate_limits,
-        ..NodeConfig::default()
+        ..common::config_on(dir.path().join("data"))
     })
-    .await
-    .expect("the node starts");
-    let api = Api {
-        base: format!("http://{}", node.http_addr()),
-        http: Client::new(),
-    };
+    .await;
     (dir, node, api)
 }
 

@@ -121,9 +121,9 @@ pub const ROLES: [&str; 7] = [
     "auditor",
 ];
 
-/// A node on `data` with free ports, and a client for it.
-pub async fn node_on(data: std::path::PathBuf) -> (Node, Api) {
-    let config = NodeConfig {
+/// The configuration of a test node on `data`: free HTTP and broker ports, defaults otherwise.
+pub fn config_on(data: std::path::PathBuf) -> NodeConfig {
+    NodeConfig {
         data_dir: data,
         http_listen: "127.0.0.1:0".parse().expect("addr"),
         broker: api::BrokerConfig {
@@ -131,7 +131,11 @@ pub async fn node_on(data: std::path::PathBuf) -> (Node, Api) {
             ..api::BrokerConfig::default()
         },
         ..NodeConfig::default()
-    };
+    }
+}
+
+/// A node started with `config`, and a client for it.
+pub async fn node_with(config: NodeConfig) -> (Node, Api) {
     let node = Node::start(config).await.expect("the node starts");
     let api = Api {
         base: format!("http://{}", node.http_addr()),
@@ -140,27 +144,21 @@ pub async fn node_on(data: std::path::PathBuf) -> (Node, Api) {
     (node, api)
 }
 
+/// A node on `data` with free ports, and a client for it.
+pub async fn node_on(data: std::path::PathBuf) -> (Node, Api) {
+    node_with(config_on(data)).await
+}
+
 /// A node on a temporary directory that batches and commits quickly (readings published in a
 /// test are anchored within a few tens of milliseconds).
 pub async fn start_streaming() -> (tempfile::TempDir, Node, Api) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let node = Node::start(NodeConfig {
-        data_dir: dir.path().join("data"),
-        http_listen: "127.0.0.1:0".parse().expect("addr"),
-        broker: api::BrokerConfig {
-            port: 0,
-            ..api::BrokerConfig::default()
-        },
+    let (node, api) = node_with(NodeConfig {
         batch_window_ms: 50,
         round_period_ms: 20,
-        ..NodeConfig::default()
+        ..config_on(dir.path().join("data"))
     })
-    .await
-    .expect("the node starts");
-    let api = Api {
-        base: format!("http://{}", node.http_addr()),
-        http: Client::new(),
-    };
+    .await;
     (dir, node, api)
 }
 
