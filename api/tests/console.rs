@@ -9,10 +9,9 @@
 mod common;
 
 use api::Node;
-use common::{Api, committed, now_ms, uplink};
-use protocol::{DeviceId, DoorState, KeyEpoch, Reading, SequenceNumber, SigningKey, topic};
+use common::{Api, committed, now_ms};
+use protocol::{DeviceId, Reading, SigningKey};
 use reqwest::{Method, StatusCode, header};
-use rumqttc::QoS;
 use serde_json::{Value, json};
 
 const MANGO: &str = "06901234567892";
@@ -52,27 +51,10 @@ async fn stream_readings(node: &Node, device: DeviceId, key: &SigningKey, from_m
     let (client, poller) = common::mqtt_client(node, "logger-c", None);
     for sequence in 0..READINGS {
         let reading = Reading {
-            device,
-            key_epoch: KeyEpoch(1),
-            sequence: SequenceNumber(sequence),
-            device_time_ms: from_ms + sequence * 10 * MINUTE,
             temperature_centi_c: temperature(sequence),
-            humidity_centi_pct: 9_000,
-            position: None,
-            door: DoorState::Closed,
-            shock_events: 0,
-            battery_mv: 3_600,
-            dropped_samples: 0,
+            ..common::reading_at(device, sequence, from_ms + sequence * 10 * MINUTE)
         };
-        client
-            .publish(
-                topic::readings_topic(device).as_str(),
-                QoS::AtLeastOnce,
-                false,
-                uplink(&reading, key),
-            )
-            .await
-            .expect("publish");
+        common::publish_reading(&client, &reading, key).await;
     }
     for sequence in 0..READINGS {
         committed(node, device, sequence).await;

@@ -21,7 +21,7 @@ use std::time::Duration;
 use api::{Node, NodeConfig, WitnessConfig};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use common::{Api, committed, now_ms, uplink};
+use common::{Api, committed, now_ms};
 use ed25519_dalek::Signer as _;
 use ledger::checkpoint::Checkpoint;
 use ledger::entry::{Entry, KeyAction, key_rotation_message, salted_commitment};
@@ -31,9 +31,8 @@ use ledger::policy::Policy;
 use ledger::proof::{ConsistencyProof, InclusionProof};
 use ledger::subset_proof::root_from_subset;
 use ledger::witness::{Witness, WitnessedLog};
-use protocol::{DeviceId, DoorState, KeyEpoch, Reading, SequenceNumber, SigningKey, topic};
+use protocol::{DeviceId, KeyEpoch, Reading, SigningKey};
 use reqwest::{Method, StatusCode};
-use rumqttc::QoS;
 use serde_json::{Value, json};
 
 const MANGO: &str = "06901234567892";
@@ -109,27 +108,10 @@ async fn stream_readings(
     let (client, poller) = common::mqtt_client(node, "logger-1", None);
     for sequence in sequences.clone() {
         let reading = Reading {
-            device,
             key_epoch: epoch,
-            sequence: SequenceNumber(sequence),
-            device_time_ms: from_ms + sequence * 5 * MINUTE,
-            temperature_centi_c: 1_150,
-            humidity_centi_pct: 9_000,
-            position: None,
-            door: DoorState::Closed,
-            shock_events: 0,
-            battery_mv: 3_600,
-            dropped_samples: 0,
+            ..common::reading_at(device, sequence, from_ms + sequence * 5 * MINUTE)
         };
-        client
-            .publish(
-                topic::readings_topic(device).as_str(),
-                QoS::AtLeastOnce,
-                false,
-                uplink(&reading, key),
-            )
-            .await
-            .expect("publish");
+        common::publish_reading(&client, &reading, key).await;
     }
     for sequence in sequences {
         committed(node, device, sequence).await;

@@ -13,13 +13,12 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use api::Node;
-use common::{Api, committed, now_ms, rfc3339, uplink};
+use common::{Api, committed, now_ms, rfc3339};
 use ledger::checkpoint::Checkpoint;
 use ledger::merkle::{Hash, LeafIndex, TreeSize};
 use ledger::proof::root_from_inclusion_path;
-use protocol::{DeviceId, DoorState, KeyEpoch, Reading, SequenceNumber, SigningKey, topic};
+use protocol::{DeviceId, Reading, SigningKey};
 use reqwest::{Method, StatusCode};
-use rumqttc::QoS;
 use serde_json::{Value, json};
 
 const MANGO: &str = "06901234567892";
@@ -116,34 +115,18 @@ async fn stream_readings(
     let (client, poller) = common::mqtt_client(node, "logger-1", None);
     for sequence in 0..count {
         let reading = Reading {
-            device,
-            key_epoch: KeyEpoch(1),
-            sequence: SequenceNumber(sequence),
-            device_time_ms: from_ms + sequence * 5 * MINUTE,
             temperature_centi_c: if (3..6).contains(&sequence) {
                 1_500
             } else {
                 1_150
             },
-            humidity_centi_pct: 9_000,
             position: Some(protocol::GeoPosition {
                 lat_e7: 219_500_000,
                 lon_e7: 1_004_500_000,
             }),
-            door: DoorState::Closed,
-            shock_events: 0,
-            battery_mv: 3_600,
-            dropped_samples: 0,
+            ..common::reading_at(device, sequence, from_ms + sequence * 5 * MINUTE)
         };
-        client
-            .publish(
-                topic::readings_topic(device).as_str(),
-                QoS::AtLeastOnce,
-                false,
-                uplink(&reading, key),
-            )
-            .await
-            .expect("publish");
+        common::publish_reading(&client, &reading, key).await;
     }
     for sequence in 0..count {
         committed(node, device, sequence).await;

@@ -264,3 +264,43 @@ pub fn mqtt_client(
     });
     (client, poller)
 }
+
+/// A reading of `device` (key epoch 1) at `device_time_ms` with ordinary values: 11.5 °C, 90%
+/// humidity, no position, door closed, 3.6 V, nothing dropped. Tests change the fields they
+/// care about with struct update syntax.
+pub fn reading_at(
+    device: protocol::DeviceId,
+    sequence: u64,
+    device_time_ms: u64,
+) -> protocol::Reading {
+    protocol::Reading {
+        device,
+        key_epoch: protocol::KeyEpoch(1),
+        sequence: protocol::SequenceNumber(sequence),
+        device_time_ms,
+        temperature_centi_c: 1_150,
+        humidity_centi_pct: 9_000,
+        position: None,
+        door: protocol::DoorState::Closed,
+        shock_events: 0,
+        battery_mv: 3_600,
+        dropped_samples: 0,
+    }
+}
+
+/// Publishes `reading`, signed by `key`, on its device's readings topic at QoS 1.
+pub async fn publish_reading(
+    client: &rumqttc::AsyncClient,
+    reading: &protocol::Reading,
+    key: &protocol::SigningKey,
+) {
+    client
+        .publish(
+            protocol::topic::readings_topic(reading.device).as_str(),
+            rumqttc::QoS::AtLeastOnce,
+            false,
+            uplink(reading, key),
+        )
+        .await
+        .expect("publish");
+}
