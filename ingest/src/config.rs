@@ -114,7 +114,8 @@ pub struct IngestConfig {
     /// Least time between two publications of held device acks. 0 publishes each round's
     /// acks as soon as it is durable (lowest latency); a positive interval gathers several
     /// rounds into one ack per device, fewer broker messages per reading at the cost of up
-    /// to this much latency. 0..=10,000. Default 0.
+    /// to this much latency. 0..=10,000. Default 0 (while intake is saturated — a worker with
+    /// fewer than a quarter of its message permits free — acks are then gathered for 250 ms).
     pub device_ack_interval_ms: u64,
 }
 

@@ -96,6 +96,9 @@ pub struct WorkerLink {
     requests: mpsc::Sender<Outbound>,
     close: Arc<Notify>,
     generation: Arc<AtomicU64>,
+    /// The worker's message permits (see [`WorkerLink::saturated`]).
+    permits: Arc<Semaphore>,
+    permits_total: usize,
 }
 
 /// Why an MQTT ack was not queued.
@@ -139,6 +142,13 @@ impl WorkerLink {
     pub fn disconnect(&self) {
         self.close.notify_one();
     }
+
+    /// Whether the worker holds nearly all the messages it may (fewer than a quarter of its
+    /// permits free): intake is running at the node's limit and the broker holds a backlog.
+    #[must_use]
+    pub fn saturated(&self) -> bool {
+        self.permits.available_permits() < self.permits_total / 4
+    }
 }
 
 fn session_options(config: &IngestConfig, client_id: String) -> SessionOptions {
@@ -172,17 +182,20 @@ pub fn spawn_worker(
 ) -> (WorkerLink, JoinHandle<()>) {
     let permits = config.worker_messages_in_flight_max;
     let requests = Requests::new(permits + 16);
+    let permits_shared = Arc::new(Semaphore::new(permits));
     let link = WorkerLink {
         requests: requests.tx.clone(),
         close: requests.close.clone(),
         generation: Arc::new(AtomicU64::new(0)),
+        permits: permits_shared.clone(),
+        permits_total: permits,
     };
     let worker = Worker {
         index,
         options: session_options(config, format!("{}-{index}", config.client_id_prefix)),
         requests,
         generation: link.generation.clone(),
-        permits: Arc::new(Semaphore::new(permits)),
+        permits: permits_shared,
         forward: Some(forward),
         stop,
         metrics,

@@ -36,6 +36,11 @@ const DISCONNECT_GRACE: Duration = Duration::from_secs(5);
 const ACK_RETRY_PERIOD: Duration = Duration::from_millis(10);
 /// How often held device acks are offered again to a connection that had no room.
 const DEVICE_ACK_RETRY_PERIOD: Duration = Duration::from_millis(5);
+/// How long device acks are gathered while intake is saturated (a worker nearly out of
+/// message permits) and no interval is configured: each device then gets one ack for a few
+/// rounds instead of one per round, so the broker carries fewer acks exactly when it is
+/// busiest; readings wait longer than this in the broker's backlog anyway.
+const SATURATED_ACK_INTERVAL: Duration = Duration::from_millis(250);
 /// Messages the batcher takes in one step (one storage read for all of them).
 const TAKE_MESSAGES_MAX: usize = 1_024;
 
@@ -757,10 +762,16 @@ impl<S: IngestStorage> BatcherTask<S> {
                 }
             }
         }
-        if self.ack_interval.is_zero() {
+        let interval =
+            if self.ack_interval.is_zero() && self.links.iter().any(WorkerLink::saturated) {
+                SATURATED_ACK_INTERVAL
+            } else {
+                self.ack_interval
+            };
+        if interval.is_zero() {
             self.flush_device_acks();
         } else if self.ack_flush_at.is_none() {
-            self.ack_flush_at = Some(Instant::now() + self.ack_interval);
+            self.ack_flush_at = Some(Instant::now() + interval);
         }
     }
 
