@@ -265,6 +265,19 @@ impl NodeProcess {
         self.metrics().await.get(name).copied().unwrap_or(0.0)
     }
 
+    /// Waits for `devices` to exit, asserts they drained their outboxes (with their log and
+    /// this node's on failure), and returns what they printed.
+    pub async fn drained(&self, devices: &mut Process) -> String {
+        let status = devices.wait().await;
+        assert!(
+            status.success(),
+            "the devices did not drain their outboxes: {status}\n{}\n--- node log\n{}",
+            devices.stderr_tail(40),
+            self.log_tail(40)
+        );
+        devices.stdout()
+    }
+
     /// Waits until the node has accepted at least `at_least` readings; returns how many.
     /// Panics after [`crate::PATIENCE`], with the node's log.
     pub async fn accepted_at_least(&self, at_least: f64) -> f64 {

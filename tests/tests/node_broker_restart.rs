@@ -45,14 +45,7 @@ async fn broker_killed_mid_run_loses_and_duplicates_nothing() {
         broker.restart();
     }
 
-    let status = devices.wait().await;
-    let stdout = devices.stdout();
-    assert!(
-        status.success(),
-        "the devices did not drain their outboxes: {status}\n{}\n--- node log\n{}",
-        devices.stderr_tail(40),
-        node.log_tail(40)
-    );
+    let stdout = node.drained(&mut devices).await;
     let metrics = node.metrics().await;
     let reconnects = metrics
         .get("agritrace_ingest_mqtt_connections_total")

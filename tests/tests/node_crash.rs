@@ -73,14 +73,7 @@ async fn node_killed_under_load_loses_nothing_acknowledged() {
     }
 
     // The devices exit 0 only once every reading they made is acknowledged.
-    let status = devices.wait().await;
-    let stdout = devices.stdout();
-    assert!(
-        status.success(),
-        "the devices did not drain their outboxes: {status}\n{}\n--- node log\n{}",
-        devices.stderr_tail(40),
-        node.log_tail(40)
-    );
+    let stdout = node.drained(&mut devices).await;
     note_checkpoint(&node, &mut checkpoints).await;
     let duplicates = node
         .metric("agritrace_ingest_readings_duplicate_total")

@@ -90,14 +90,7 @@ async fn sigterm_under_load_drains_and_needs_no_recovery() {
         .expect("a checkpoint after the restart");
     eprintln!("restart: durable size {size}, checkpoint signed at the same size");
 
-    let status = devices.wait().await;
-    let stdout = devices.stdout();
-    assert!(
-        status.success(),
-        "the devices did not drain their outboxes: {status}\n{}\n--- node log\n{}",
-        devices.stderr_tail(40),
-        node.log_tail(40)
-    );
+    let stdout = node.drained(&mut devices).await;
     let final_checkpoint = node.checkpoint().await.expect("a final checkpoint");
     node.stop().await;
 
